@@ -1,0 +1,69 @@
+"""The `toolkit` command line: parses options, calls one library function, prints the result.
+
+Only this package (toolkit/cli/) imports click and rich. Library errors become one red line and exit status 1;
+`--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from runtime.errors import RuntimeToolkitError
+    from toolkit.errors import ToolkitError
+
+    errors: list[type[BaseException]] = [ToolkitError, RuntimeToolkitError]
+    try:
+        from exporters.errors import ExportError
+        errors.append(ExportError)
+    except ImportError:  # exporters needs torch; the runtime commands do not
+        pass
+    return tuple(errors)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the toolkit's own errors into one line and a non-zero exit (traceback with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except _known_errors() as exc:
+            if debug:
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            err_console.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.version_option(package_name="cnn-edge-toolkit")
+def cli(debug: bool) -> None:
+    """Train CIFAR-10 CNNs, export them to ONNX, prove the export, run and benchmark it."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="toolkit")
+
+
+# Sub-commands register themselves on `cli` when imported.
+from toolkit.cli import bench, doctor, export, inspect, train  # noqa: E402,F401

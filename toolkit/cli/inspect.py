@@ -1,0 +1,59 @@
+"""Commands that look at models and runs: summary, predict, report, plot, activations."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.table import Table
+
+from toolkit.cli import cli, console, handle_errors
+
+
+@cli.command()
+@click.option("--model", "model_name", required=True, help="Registry name.")
+@click.option("--input-size", nargs=2, type=int, help="H W [default: the model's].")
+@handle_errors
+def summary(model_name: str, input_size: tuple[int, int] | None) -> None:
+    """Per layer: output shape and parameter count, then the total."""
+    from toolkit.models import get_model, get_model_spec
+    from toolkit.summary import summarize
+
+    spec = get_model_spec(model_name)
+    size = (spec.input_size[0], *input_size) if input_size else spec.input_size
+    rows = summarize(get_model(model_name), size)
+    table = Table(title=f"{model_name}, input {size}")
+    for col, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(row.name, row.kind, str(row.output_shape), f"{row.params:,}")
+    table.add_section()
+    table.add_row("total", "", "", f"{sum(r.params for r in rows):,}")
+    console.print(table)
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--top", type=int, default=3, show_default=True, help="Classes shown per image.")
+@handle_errors
+def predict(model_path: Path, images: tuple[Path, ...], provider: str, top: int) -> None:
+    """Classify photos with an exported model, through the runtime only (no torch)."""
+    from runtime import Session
+    from toolkit.images import read_image
+
+    session = Session(model_path, provider=provider)
+    arrays = [read_image(p) for p in images]
+    logits = session.run(session.preprocess(arrays))  # (N, K)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    classes = session.metadata.classes
+    table = Table(title=f"{model_path.name} on {', '.join(session.providers_active)}")
+    table.add_column("image")
+    table.add_column("prediction")
+    table.add_column(f"top {top}")
+    for path, p in zip(images, probs):
+        order = np.argsort(-p)[:top]
+        table.add_row(str(path), classes[order[0]], ", ".join(f"{classes[i]} {p[i]:.2f}" for i in order))
+    console.print(table)
