@@ -75,7 +75,11 @@ def load_model_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
 def describe_load_failure(path: Path, exc: BaseException) -> str:
     """One-line message for an onnxruntime failure to load a file that onnx could parse."""
     size = path.stat().st_size if path.is_file() else 0
-    return _not_onnx_message(path, size, exc)
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return (
+        f"onnxruntime could not load model file {path} ({size} bytes) ({reason}); it is truncated, corrupt or "
+        "not an ONNX model this onnxruntime supports (check its opset and operators), re-export or re-download it"
+    )
 
 
 def check_external_data(model: onnx.ModelProto, path: Path) -> None:

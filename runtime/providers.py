@@ -110,6 +110,8 @@ def create_session(
         raise ProviderError(explain_inactive(provider, "", []))
     capture = OutputCapture(enabled=provider != "cpu")
     with capture:
+        if provider == "cuda":
+            _preload_cuda_libraries()
         try:
             session = ort.InferenceSession(model, sess_options=options, providers=chain)
         except Exception as exc:  # onnxruntime's pybind errors share no useful base class
@@ -140,9 +142,10 @@ def explain_inactive(provider: str, captured: str, active: list[str]) -> str:
         fix = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
     else:
         why = reason_from_log(captured) or f"onnxruntime listed {wanted} but fell back without logging why"
+        built = getattr(ort, "cuda_version", "") or "its"
         fix = (
-            "install the CUDA 12 and cuDNN 9 libraries this onnxruntime-gpu was built for "
-            "(e.g. pip install 'onnxruntime-gpu[cuda,cudnn]') and check that nvidia-smi sees a GPU"
+            f"install the CUDA {built} and cuDNN libraries onnxruntime {ort.__version__} was built for "
+            "(pip install 'onnxruntime-gpu[cuda,cudnn]' brings them) and check that nvidia-smi sees a GPU"
         )
     return (
         f"{label} is not active: {why}; active providers: {active or 'none'}, "
@@ -157,9 +160,29 @@ def reason_from_log(captured: str) -> str:
     for pattern in patterns:
         for line in lines:
             if re.search(pattern, line):
-                # Drop onnxruntime's "[E:onnxruntime:Default, file.cc:123 Func]" prefix; keep the words.
-                return re.sub(r"^\S*\[[^\]]*\]\s*", "", line)[:400]
+                # Drop onnxruntime's "time [E:onnxruntime:...] file.cc:12 Func() [ONNXRuntimeError] : 1 : FAIL :"
+                line = re.sub(r"^.*?\[[EWIV]:onnxruntime:[^\]]*\]\s*", "", line)
+                return re.sub(r"^.*\[ONNXRuntimeError\] : \d+ : \w+ : ", "", line)[:400]
     return ""
+
+
+def _preload_cuda_libraries() -> None:
+    """Let onnxruntime-gpu find CUDA/cuDNN from pip's nvidia-* packages (onnxruntime.preload_dlls).
+
+    torch normally loads those libraries on import; the runtime never imports torch, so without this
+    a pip-installed CUDA is invisible. Skipped when torch is already loaded, to avoid mixing two copies.
+    """
+    global _preloaded
+    if _preloaded or "torch" in sys.modules or not hasattr(ort, "preload_dlls"):
+        return
+    _preloaded = True
+    try:
+        ort.preload_dlls()
+    except Exception as exc:  # best effort: the provider check afterwards reports what is missing
+        logger.debug("onnxruntime.preload_dlls failed: %s", exc)
+
+
+_preloaded = False
 
 
 class OutputCapture:

@@ -67,6 +67,8 @@ class TrainConfig:
             args["batchnorm"] = self.batchnorm
         if self.bn_before_relu:
             args["bn_before_relu"] = True
+        if self.image_size:
+            args["image_size"] = self.image_size
         return args
 
 

@@ -12,13 +12,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from toolkit.data import CIFAR10_MEAN, CIFAR10_STD
 from toolkit.errors import ConfigError
 
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -37,6 +36,7 @@ class ModelSpec:
     atol: float = 1e-4                   # export validation: max |torch - onnx| logit difference ...
     rtol: float = 0.0                    # ... or this fraction of the largest |logit| (deep nets)
     defaults: dict[str, Any] = field(default_factory=dict)  # default builder arguments
+    size_arg: str | None = "image_size"  # builder argument that adapts the model to another input size
 
     def build(self, **kwargs: Any) -> nn.Module:
         """Build the model with the entry's defaults overridden by ``kwargs``."""
@@ -161,7 +161,7 @@ def net2(**kwargs: Any) -> nn.Module:
     return CifarCNN(**{"convs_per_block": 2, "batchnorm": True, **kwargs})
 
 
-@register_model("resnet18", input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD, rtol=1e-4,
+@register_model("resnet18", input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD, rtol=1e-4, size_arg=None,
                 description="torchvision ResNet18, last layer replaced by a 10-class layer")
 def resnet18(**kwargs: Any) -> nn.Module:
     """ResNet18 for CIFAR-10 (see :func:`toolkit.resnet.build_resnet18` for ``weights``)."""

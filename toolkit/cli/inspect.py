@@ -21,7 +21,8 @@ def summary(model_name: str, input_size: tuple[int, int] | None) -> None:
 
     spec = get_model_spec(model_name)
     size = (spec.input_size[0], *input_size) if input_size else spec.input_size
-    rows = summarize(get_model(model_name), size)
+    kwargs = {spec.size_arg: size[1]} if input_size and spec.size_arg else {}
+    rows = summarize(get_model(model_name, **kwargs), size)
     table = Table(title=f"{model_name}, input {size}")
     for col, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -57,3 +58,42 @@ def predict(model_path: Path, images: tuple[Path, ...], provider: str, top: int)
         order = np.argsort(-p)[:top]
         table.add_row(str(path), classes[order[0]], ", ".join(f"{classes[i]} {p[i]:.2f}" for i in order))
     console.print(table)
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path), help="Also write the table as Markdown.")
+@handle_errors
+def report(run_dirs: tuple[Path, ...], markdown_path: Path | None) -> None:
+    """Training loss and train / validation / test accuracy per run (Table 4)."""
+    from toolkit.fileio import write_atomic
+    from toolkit.report import COLUMNS, report_rows, to_markdown
+    from toolkit.runs import load_run
+
+    rows = report_rows([(d.name, load_run(d)) for d in run_dirs])
+    table = Table(title="Results")
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col in ("run", "model") else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    markdown = to_markdown(rows)
+    if markdown_path:
+        write_atomic(markdown_path, lambda f: f.write(markdown.encode()))
+    console.print(markdown, highlight=False, markup=False)
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file.")
+@click.option("--label", "labels", multiple=True, help="Curve label per run [default: the run folder name].")
+@click.option("--title", help="Figure title.")
+@handle_errors
+def plot(run_dirs: tuple[Path, ...], output: Path, labels: tuple[str, ...], title: str | None) -> None:
+    """Training/validation loss (left) and validation accuracy (right) over epochs, one curve set per run."""
+    from toolkit.plots import plot_training
+    from toolkit.runs import load_run
+
+    names = list(labels) + [d.name for d in run_dirs[len(labels):]]
+    plot_training([(n, load_run(d)) for n, d in zip(names, run_dirs)], output, title=title)
+    console.print(f"wrote {output}")

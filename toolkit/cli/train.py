@@ -20,8 +20,10 @@ def _progress_callback(progress: Progress):  # type: ignore[no-untyped-def]
         progress.update(task, completed=event.step, loss=event.loss)
         if event.epoch_done and event.record:
             r = event.record
-            progress.update(task, description=(
-                f"epoch {event.epoch}/{event.epochs} val_loss {r['val_loss']:.4f} val_acc {r['val_accuracy']:.4f}"))
+            line = (f"epoch {event.epoch}/{event.epochs}: train loss {r['train_loss']:.4f}, val loss "
+                    f"{r['val_loss']:.4f}, val acc {r['val_accuracy']:.4f}, lr {r['lr']:g}, {r['seconds']:.0f} s")
+            progress.update(task, description=f"epoch {event.epoch}/{event.epochs} done")
+            progress.console.print(line, highlight=False)  # a lasting line, also when output is a log file
 
     return on_progress
 

@@ -72,7 +72,7 @@ def _augment(batch: torch.Tensor, generator: torch.Generator | None) -> torch.Te
     flip = torch.rand(n, generator=generator) < 0.5  # (N,)
     cols = torch.arange(w)
     rows = offsets[0, :, None] + torch.arange(h)  # (N, H)
-    cols = offsets[1, :, None] + torch.where(flip[:, None], cols, cols)  # (N, W), reversed when flipped
+    cols = offsets[1, :, None] + torch.where(flip[:, None], cols.flip(0), cols)  # (N, W), reversed when flipped
     batch_index = torch.arange(n)[:, None, None, None]
     channel_index = torch.arange(c)[None, :, None, None]
     return padded[batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]  # (N, C, H, W)
@@ -126,7 +126,7 @@ def _batches(
     augment: bool,
     image_size: int | None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The generator behind ``iterate_batches`` (kept apart so argument errors raise at the call)."""
+    """Yield the batches for ``iterate_batches`` (a separate generator so argument errors raise at the call)."""
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         batch = images[index]  # (B, C, H, W) uint8

@@ -95,7 +95,7 @@ def download_archive(dest_dir: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR
     return target
 
 
-def locate_cifar10(path: str | Path | None = None, *, download: bool = True) -> Path:
+def locate_cifar10(path: str | os.PathLike[str] | None = None, *, download: bool = True) -> Path:
     """Return the CIFAR-10 tarball or ``cifar-10-batches-py`` directory to read.
 
     Looks at ``path`` if given, else at ``$TOOLKIT_DATA`` if set (either one must hold the data:

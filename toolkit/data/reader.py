@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import pickle
 import tarfile
 import time
@@ -18,7 +19,7 @@ import torch
 try:
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # numpy < 2 has no numpy._core
-    from numpy.core.multiarray import _reconstruct
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
 
 from toolkit.data.locate import ARCHIVE_NAME, BATCHES_DIR, MEMBER_NAMES, locate_cifar10
 from toolkit.errors import DataError
@@ -144,7 +145,7 @@ def _to_tensors(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tenso
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
-def load_cifar10(path: str | Path | None = None, *, download: bool = True) -> Cifar10:
+def load_cifar10(path: str | os.PathLike[str] | None = None, *, download: bool = True) -> Cifar10:
     """Load CIFAR-10 into memory from ``path``, ``$TOOLKIT_DATA`` or the user cache (see ``locate_cifar10``).
 
     Reads the tarball directly (no extraction) or an extracted ``cifar-10-batches-py`` directory.
@@ -169,6 +170,9 @@ def load_cifar10(path: str | Path | None = None, *, download: bool = True) -> Ci
     test_images, test_labels = _to_tensors([batches["test_batch"]])
     logger.info(
         "read CIFAR-10 from %s: %d train, %d test images in %.1f s",
-        location, len(train_images), len(test_images), time.perf_counter() - start,
+        location,
+        len(train_images),
+        len(test_images),
+        time.perf_counter() - start,
     )
     return Cifar10(train_images, train_labels, test_images, test_labels, classes)

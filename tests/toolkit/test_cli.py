@@ -1,0 +1,45 @@
+"""The CLI turns every library error into one line and a non-zero exit; --debug shows the traceback."""
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import cli
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_summary_prints_task2_counts():
+    result = _run("summary", "--model", "task2")
+    assert result.exit_code == 0, result.output
+    for count in ("2,432", "51,264", "204,928", "131,136", "650", "390,410"):
+        assert count in result.output
+
+
+def test_summary_at_another_input_size():
+    result = _run("summary", "--model", "net1", "--input-size", "64", "64")
+    # a 64x64 input changes the flattened size: Dense 64 has 8192*64+64 parameters
+    assert result.exit_code == 0 and "524,352" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("summary", "--model", "vgg"), "unknown model 'vgg'"),
+    (("export", "--onnx", "missing.pt"), "checkpoint missing.pt does not exist"),
+    (("report", "no-such-run"), "is not a run directory"),
+    (("train", "--model", "task2", "--data", "/nonexistent/cifar"), "/nonexistent/cifar"),
+])
+def test_errors_are_one_line_and_exit_non_zero(args, message):
+    result = _run(*args)
+    assert result.exit_code == 1
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback():
+    proc = subprocess.run([sys.executable, "-m", "toolkit", "--debug", "summary", "--model", "vgg"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
