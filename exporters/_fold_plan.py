@@ -57,7 +57,7 @@ def backward_target(bn_node: fx.Node, root: nn.Module, counts: Counter[str]) -> 
     allowed = _BACKWARD_PAIRS.get(type(bn), ())
     if not isinstance(layer, allowed):
         return f"its input is {describe(source, root)}, not a layer it can fold into"
-    if len(source.users) != 1:
+    if len(_value_users(source)) != 1:
         return f"the output of {source.target} is also used by other ops"
     if counts[str(source.target)] != 1:
         return f"{source.target} is called {counts[str(source.target)]} times"
@@ -75,7 +75,7 @@ def forward_target(
     flat = False  # True once a flatten has turned each channel into a block of features
     node = bn_node
     while True:
-        users = list(node.users)
+        users = _value_users(node)
         if len(users) != 1:
             return f"the output of {describe(node, root)} is used by {len(users)} ops"
         node = users[0]
@@ -147,6 +147,16 @@ def _linear_target(
     if flat_shape is not None and block != math.prod(flat_shape[2:]):
         return f"{path} input features do not line up with the flattened tensor of shape {flat_shape}"
     return Target(path, block)
+
+
+def _value_users(node: fx.Node) -> list[fx.Node]:
+    """Users that read the values of ``node``; ``x.size(0)`` or ``x.shape`` only read its shape,
+    which a per-channel affine map does not change."""
+    return [
+        user
+        for user in node.users
+        if not (user.target in ("size", "dim") or (user.target is getattr and user.args[1:] == ("shape",)))
+    ]
 
 
 def _is_flatten(node: fx.Node, module: nn.Module | None) -> bool:

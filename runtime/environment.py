@@ -40,7 +40,21 @@ ONNXRUNTIME_DISTRIBUTIONS = (
     "ort-nightly-gpu",
 )
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_AFFINITY")
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "asimd")
+CPU_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx_vnni",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "neon",
+    "asimd",
+)  # x86 then ARM names, as /proc/cpuinfo spells them
 
 
 def check_environment() -> dict[str, Any]:
@@ -126,8 +140,9 @@ def _distribution_problems(distributions: dict[str, str]) -> list[str]:
         return []
     listed = " and ".join(f"{name} {version}" for name, version in distributions.items())
     names = " ".join(sorted(set(distributions) | {"onnxruntime", "onnxruntime-gpu"}))
+    quantity = "both" if len(distributions) == 2 else "all of"
     return [
-        f"{'both' if len(distributions) == 2 else 'all of'} {listed} are installed; they share the one `onnxruntime` module, so the files of one "
+        f"{quantity} {listed} are installed; they share the one `onnxruntime` module, so the files of one "
         f"overwrote the other's and the providers you get are unpredictable; repair: "
         f"pip uninstall -y {names} && pip install onnxruntime-gpu   # or onnxruntime for CPU"
     ]
@@ -150,4 +165,5 @@ def _probe_model() -> bytes:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data

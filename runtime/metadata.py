@@ -57,7 +57,7 @@ def load_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
 def parse_metadata(model: onnx.ModelProto) -> ModelMetadata:
     """Parse ``toolkit.*`` metadata_props of ``model``, deriving missing values from its graph."""
     props = {p.key[len(_PREFIX) :]: p.value for p in model.metadata_props if p.key.startswith(_PREFIX)}
-    values = {key: _parse_json(key, text) for key, text in props.items() if key != "version" and key != "model"}
+    values = {key: _parse_json(key, text) for key, text in props.items() if key not in {"version", "model"}}
     fallbacks: list[str] = []
 
     input_size = _input_size(values.get("input_size"), model)
@@ -134,8 +134,11 @@ def _per_channel(key: str, value: Any, channels: int, default: float, fallbacks:
     if value is None:
         fallbacks.append(key)
         return (default,) * channels
-    if not (isinstance(value, list) and len(value) in (1, channels) and all(isinstance(v, (int, float)) for v in value)):
-        raise ModelFileError(f"metadata toolkit.{key} is {value!r}: expected a list of {channels} numbers (one per channel)")
+    numbers = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not numbers or len(value) not in (1, channels):
+        raise ModelFileError(
+            f"metadata toolkit.{key} is {value!r}: expected a list of {channels} numbers (one per channel)"
+        )
     values = tuple(float(v) for v in value)
     return values * channels if len(values) == 1 else values
 

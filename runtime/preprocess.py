@@ -81,9 +81,7 @@ def check_image_sequence(images: Sequence[np.ndarray]) -> None:
             "wrap a single image in a list: [image]"
         )
     if isinstance(images, (str, bytes)) or not hasattr(images, "__len__") or len(images) == 0:
-        raise InputError(
-            f"expected a non-empty list of uint8 HWC images, got {type(images).__name__} {images!r:.60}"
-        )
+        raise InputError(f"expected a non-empty list of uint8 HWC images, got {type(images).__name__} {images!r:.60}")
 
 
 def preprocess_images(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import io
 import logging
 import os
@@ -98,9 +99,7 @@ def make_session_options(
     return options, settings
 
 
-def create_session(
-    model: str | bytes, options: ort.SessionOptions, provider: str, path: Path
-) -> ort.InferenceSession:
+def create_session(model: str | bytes, options: ort.SessionOptions, provider: str, path: Path) -> ort.InferenceSession:
     """Create an InferenceSession for ``provider`` and prove that provider is really active.
 
     ``model`` is a file path or serialized bytes; ``path`` names the file in error messages.
@@ -161,35 +160,31 @@ def reason_from_log(captured: str) -> str:
         for line in lines:
             if re.search(pattern, line):
                 # Drop onnxruntime's "time [E:onnxruntime:...] file.cc:12 Func() [ONNXRuntimeError] : 1 : FAIL :"
-                line = re.sub(r"^.*?\[[EWIV]:onnxruntime:[^\]]*\]\s*", "", line)
-                return re.sub(r"^.*\[ONNXRuntimeError\] : \d+ : \w+ : ", "", line)[:400]
+                words = re.sub(r"^.*?\[[EWIV]:onnxruntime:[^\]]*\]\s*", "", line)
+                return re.sub(r"^.*\[ONNXRuntimeError\] : \d+ : \w+ : ", "", words)[:400]
     return ""
 
 
+@functools.cache
 def _preload_cuda_libraries() -> None:
     """Let onnxruntime-gpu find CUDA/cuDNN from pip's nvidia-* packages (onnxruntime.preload_dlls).
 
     torch normally loads those libraries on import; the runtime never imports torch, so without this
     a pip-installed CUDA is invisible. Skipped when torch is already loaded, to avoid mixing two copies.
     """
-    global _preloaded
-    if _preloaded or "torch" in sys.modules or not hasattr(ort, "preload_dlls"):
+    if "torch" in sys.modules or not hasattr(ort, "preload_dlls"):
         return
-    _preloaded = True
     try:
         ort.preload_dlls()
     except Exception as exc:  # best effort: the provider check afterwards reports what is missing
         logger.debug("onnxruntime.preload_dlls failed: %s", exc)
 
 
-_preloaded = False
-
-
 class OutputCapture:
-    """Capture stdout, stderr (at the file-descriptor level, where onnxruntime's C++ logger writes)
-    and Python warnings while active; the text is in ``.text`` after exit.
+    """Capture stdout, stderr and Python warnings while active; the text is in ``.text`` after exit.
 
-    This swaps process-wide descriptors, so it is used only around short session creations.
+    stdout/stderr are swapped at the file-descriptor level because onnxruntime's C++ logger writes
+    there, below Python. That is process-wide, so it is used only around short session creations.
     """
 
     def __init__(self, enabled: bool = True) -> None:

@@ -113,7 +113,8 @@ class Session:
 
     def _intermediates(self, batch: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         tensors = list(dict.fromkeys(self.metadata.layers[name] for name in names))
-        arrays = dict(zip(tensors, self._intermediate_session(names).run(tensors, {self._input_name: batch})))
+        outputs = self._intermediate_session(names).run(tensors, {self._input_name: batch})
+        arrays = dict(zip(tensors, outputs, strict=True))
         return {name: arrays[self.metadata.layers[name]] for name in names}
 
     def _intermediate_session(self, names: Sequence[str]) -> ort.InferenceSession:
@@ -161,7 +162,6 @@ def _expected_chw(
     graph_dims: list[int | None], metadata_size: tuple[int, int, int] | None
 ) -> tuple[int | None, int | None, int | None]:
     """(C, H, W) to check batches against: the graph's fixed dims, else the metadata's."""
-    graph = (graph_dims[1:] + [None, None, None])[:3] if len(graph_dims) == 4 else [None, None, None]
+    graph = graph_dims[1:] if len(graph_dims) == 4 else [None, None, None]
     meta = metadata_size or (None, None, None)
     return (graph[0] or meta[0], graph[1] or meta[1], graph[2] or meta[2])
-

@@ -102,3 +102,8 @@ def _plain(value: Any) -> Any:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def load_model(path: str | os.PathLike) -> nn.Module:
+    """Just the model of a checkpoint, in eval mode (the torch loader of the benchmark memory probe)."""
+    return load_checkpoint(path).model

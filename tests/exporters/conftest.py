@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 
-def randomize_batchnorms(model: nn.Module, seed: int = 0, positive_scale: bool = False) -> nn.Module:
+def _randomize_batchnorms(model: nn.Module, seed: int = 0, positive_scale: bool = False) -> nn.Module:
     """Give every BN non-trivial running stats (mean in (-1, 1), var in (0.5, 2)) and affine params."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -26,8 +26,10 @@ def randomize_batchnorms(model: nn.Module, seed: int = 0, positive_scale: bool =
     return model
 
 
-def class_names(count: int) -> list[str]:
-    return [f"class{i}" for i in range(count)]
+@pytest.fixture
+def randomize() -> Callable[..., nn.Module]:
+    """``randomize(model, seed=0, positive_scale=False)``: non-trivial BN statistics, in place."""
+    return _randomize_batchnorms
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def make_metadata() -> Callable[..., dict[str, object]]:
             "model": "tiny",
             "mean": [0.5] * channels,
             "std": [0.25] * channels,
-            "classes": class_names(num_classes),
+            "classes": [f"class{i}" for i in range(num_classes)],
             "version": "0.1.0",
         }
 
@@ -50,7 +52,3 @@ def make_metadata() -> Callable[..., dict[str, object]]:
 def images() -> np.ndarray:
     """Seeded normalized-looking float32 (8, 3, 16, 16) images."""
     return np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
-
-
-def seeded(seed: int = 0) -> None:
-    torch.manual_seed(seed)

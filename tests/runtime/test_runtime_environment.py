@@ -10,8 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-import runtime.environment as environment
-from runtime import check_environment
+from runtime import check_environment, environment
 
 
 def test_report_has_versions_providers_and_cpu() -> None:
@@ -53,7 +52,8 @@ def test_two_onnxruntime_packages_are_a_problem(monkeypatch: pytest.MonkeyPatch)
     (problem,) = [p for p in report["problems"] if "are installed" in p]
     assert "both onnxruntime 1.20.0 and onnxruntime-gpu 1.20.1 are installed" in problem
     assert "share the one `onnxruntime` module" in problem
-    assert "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu   # or onnxruntime for CPU" in problem
+    repair = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu   # or onnxruntime for CPU"
+    assert repair in problem
 
 
 def test_one_package_is_not_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,9 +69,7 @@ def gpu_python() -> Iterator[Path]:
 
 
 @pytest.mark.slow
-def test_cuda_with_onnxruntime_gpu_but_no_usable_cuda(
-    gpu_python: Path, conv_model_path: Path
-) -> None:
+def test_cuda_with_onnxruntime_gpu_but_no_usable_cuda(gpu_python: Path, conv_model_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PYTHONPATH"] = str(ROOT)  # only `runtime` is imported from the tree; no torch in that venv
     result = subprocess.run(

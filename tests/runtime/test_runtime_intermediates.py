@@ -59,7 +59,8 @@ def test_cached_sessions_keep_provider_and_options(session: Session) -> None:
 
 
 def test_unknown_layer_lists_valid_names(session: Session, batch: np.ndarray) -> None:
-    with pytest.raises(UnknownLayerError, match=r"unknown layer names \['layer9'\]: expected names from \['conv1', 'relu', 'pool', 'fc'\]"):
+    expected = r"unknown layer names \['layer9'\]: expected names from \['conv1', 'relu', 'pool', 'fc'\]"
+    with pytest.raises(UnknownLayerError, match=expected):
         session.intermediates(batch, ["conv1", "layer9"])
     assert session._layer_sessions == {}  # nothing was built for a bad request
 
@@ -77,7 +78,9 @@ def test_model_without_layers(save_model: Callable[..., Path], models: SimpleNam
         session.intermediates(batch, ["conv1"])
 
 
-def test_layers_naming_absent_tensors(save_model: Callable[..., Path], models: SimpleNamespace, batch: np.ndarray) -> None:
+def test_layers_naming_absent_tensors(
+    save_model: Callable[..., Path], models: SimpleNamespace, batch: np.ndarray
+) -> None:
     session = Session(save_model(models.conv(props=models.props(layers={"conv1": "no_such_tensor"}))))
     with pytest.raises(ModelFileError, match=r"names tensors \['no_such_tensor'\] that are not in the graph"):
         session.intermediates(batch, ["conv1"])

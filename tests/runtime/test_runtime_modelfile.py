@@ -98,7 +98,8 @@ def test_onnxruntime_failure_is_wrapped(save_model: Callable[..., Path]) -> None
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     path = save_model(model)
-    with pytest.raises(ModelFileError, match=r"onnxruntime could not load model file .*NoSuchOperator.*truncated, corrupt or not an ONNX model") as error:
+    expected = r"onnxruntime could not load model file .*NoSuchOperator.*truncated, corrupt or not an ONNX model"
+    with pytest.raises(ModelFileError, match=expected) as error:
         Session(path)
     _assert_one_line(error, path)
 
@@ -130,7 +131,8 @@ def test_external_data_outside_folder_is_refused(
 def test_external_data_inside_folder_works(
     tmp_path: Path, save_model: Callable[..., Path], models: SimpleNamespace
 ) -> None:
-    path = save_model(_with_external_weights(models.conv(), "weights.bin", tmp_path / "sub" / "weights.bin"), "sub/m.onnx")
+    model = _with_external_weights(models.conv(), "weights.bin", tmp_path / "sub" / "weights.bin")
+    path = save_model(model, "sub/m.onnx")
     batch = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
     logits = Session(path).run(batch)
     np.testing.assert_allclose(logits, models.reference_logits(batch, models.weights()), atol=1e-4)

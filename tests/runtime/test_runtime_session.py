@@ -73,7 +73,10 @@ def test_task1_conv_is_exact(save_model: Callable[..., Path], models: SimpleName
             r"expected shape \(N, 3, 32, 32\) \(NCHW\), got \(1, 32, 32, 3\), which looks channels-last \(NHWC\); "
             r"transpose it to NCHW",
         ),
-        (_batch(1, 1, 32, 32), r"expected 3 channels \(shape \(N, 3, 32, 32\)\), got 1 channels in shape \(1, 1, 32, 32\)"),
+        (
+            _batch(1, 1, 32, 32),
+            r"expected 3 channels \(shape \(N, 3, 32, 32\)\), got 1 channels in shape \(1, 1, 32, 32\)",
+        ),
         (_batch(1, 3, 64, 64), r"expected images of 32x32 \(H x W\) as exported, got 64x64 in shape \(1, 3, 64, 64\)"),
         (_batch(1, 3, 32, 16), r"expected images of 32x32 .*got 32x16"),
         (_batch(0, 3, 32, 32), r"expected at least one item"),
@@ -160,13 +163,17 @@ def test_spin_wait_leaves_spinning_on(conv_model_path: Path) -> None:
     options = session.inference_session.get_session_options()
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     assert session.settings["config_entries"] == {} and session.settings["intra_op_threads"] is None
-    np.testing.assert_allclose(session.run(_batch(1, 3, 32, 32)), Session(conv_model_path).run(_batch(1, 3, 32, 32)), atol=1e-5)
+    batch = _batch(1, 3, 32, 32)
+    np.testing.assert_allclose(session.run(batch), Session(conv_model_path).run(batch), atol=1e-5)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"graph_optimization": "max"}, r"unknown graph_optimization 'max': expected one of \['disable', 'basic', 'extended', 'all'\]"),
+        (
+            {"graph_optimization": "max"},
+            r"unknown graph_optimization 'max': expected one of \['disable', 'basic', 'extended', 'all'\]",
+        ),
         ({"intra_op_threads": 0}, r"intra_op_threads must be a positive int or None"),
         ({"inter_op_threads": True}, r"inter_op_threads must be a positive int or None"),
     ],

@@ -44,7 +44,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except _known_errors() as exc:
             if debug:
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = str(exc.args[0]) if exc.args else str(exc)  # KeyError's str() adds quotes
+            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
             err_console.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)
             sys.exit(1)
 

@@ -1,0 +1,126 @@
+"""Pure pieces of the benchmark: percentiles, the timed loop, MAC counting, the time estimate."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from bench_models import TINY_MACS
+from onnx import TensorProto, helper, numpy_helper
+
+from benchmarks.errors import BenchmarkInputError
+from benchmarks.estimate import estimate_from_cost, estimate_seconds
+from benchmarks.flops import count_macs
+from benchmarks.stats import summarize_ns
+from benchmarks.timing import time_calls
+
+
+def test_percentiles_mean_std_match_hand_computation() -> None:
+    stats = summarize_ns([4_000_000, 1_000_000, 3_000_000, 2_000_000])  # 1..4 ms, unordered
+    # Linear interpolation at rank p/100 * (n - 1): p90 -> rank 2.7 -> 3 + 0.7 * (4 - 3).
+    assert stats.p50 == pytest.approx(2.5)
+    assert stats.p90 == pytest.approx(3.7)
+    assert stats.p99 == pytest.approx(3.97)
+    assert stats.mean == pytest.approx(2.5)
+    assert stats.std == pytest.approx(math.sqrt(1.25))  # population std of 1, 2, 3, 4
+    assert stats.runs == 4
+    assert stats.throughput(8) == pytest.approx(8 / 2.5e-3)  # images / mean seconds
+
+
+def test_summary_of_no_runs_is_an_error() -> None:
+    with pytest.raises(BenchmarkInputError, match="at least one timed run"):
+        summarize_ns([])
+
+
+def test_warmup_calls_are_made_but_never_timed() -> None:
+    calls: list[int] = []
+    timed: list[int] = []
+
+    def call() -> None:
+        calls.append(len(calls))
+
+    def measure(fn) -> int:  # type: ignore[no-untyped-def]
+        fn()
+        timed.append(calls[-1])  # index of the call this measurement wrapped
+        return 1000 + calls[-1]
+
+    durations = time_calls(call, warmup=3, runs=5, measure=measure)
+    assert len(calls) == 8
+    assert timed == [3, 4, 5, 6, 7]  # only the calls after the three warm-ups
+    assert durations == [1003, 1004, 1005, 1006, 1007]
+
+
+def test_time_budget_times_at_least_one_call_and_ignores_runs() -> None:
+    calls: list[None] = []
+    durations = time_calls(lambda: calls.append(None), warmup=2, runs=1000, time_budget_s=1e-9)
+    assert len(durations) == 1  # the budget was spent after the first timed call
+    assert len(calls) == 3
+
+
+def _matmul_gemm_model() -> onnx.ModelProto:
+    """input (batch, 5, 7) -> MatMul W (7, 3) -> (batch, 5, 3) -> Reshape (batch, 15) -> Gemm transB (4, 15)."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(7, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array([-1, 15], dtype=np.int64), "shape"),
+        numpy_helper.from_array(rng.normal(size=(4, 15)).astype(np.float32), "g"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["input", "w"], ["mm"]),
+        helper.make_node("Reshape", ["mm", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "g"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "mm", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 5, 7])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_macs_of_matmul_and_transposed_gemm_equal_hand_count() -> None:
+    count = count_macs(_matmul_gemm_model())
+    # MatMul: 5 x 3 outputs * K 7 = 105; Gemm (transB): 4 outputs * K 15 = 60.
+    assert sorted(count.per_node.values()) == [60, 105]
+    assert count.total == 165
+    assert count.skipped == ()
+
+
+def test_macs_of_exported_conv_grouped_conv_linear_equal_hand_count(tiny_onnx: Path) -> None:
+    count = count_macs(tiny_onnx)
+    assert count.total == TINY_MACS
+    assert sorted(count.per_node.values()) == sorted([55_296, 36_864, 20_480])
+
+
+def test_macs_need_a_graph_input() -> None:
+    graph = helper.make_graph([], "empty", [], [])
+    with pytest.raises(BenchmarkInputError, match="expected a graph input"):
+        count_macs(helper.make_model(graph))
+
+
+def test_estimate_from_cost_arithmetic() -> None:
+    # 1 ms per image, no fixed cost, one batch size of 1, 10 runs, no warm-up, 64 images, two engines:
+    #   timed  = 10 * 0.001 = 0.01 s per engine; logits pass = 1 batch of 64 = 0.064 s per engine
+    #   overhead comparison = 2 paths * 10 runs * (0.001 + 0.064) = 1.3 s; pipeline = 1.5 * 0.064
+    #   fixed = 2 s peak probe + 1 s session
+    seconds = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1,), runs=10, warmup=0, memory=False)
+    assert seconds == pytest.approx(2 * (0.01 + 0.064) + 1.3 + 1.5 * 0.064 + 3.0)
+    with_memory = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1,), runs=10, warmup=0, memory=True)
+    assert with_memory == pytest.approx(seconds + 16.0)
+
+
+def test_estimate_budget_replaces_runs() -> None:
+    a = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1, 8), runs=10, warmup=0, time_budget_s=5.0)
+    b = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1, 8), runs=99, warmup=0, time_budget_s=5.0)
+    c = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1, 8), runs=10, warmup=0, time_budget_s=6.0)
+    # runs still drive the overhead comparison: 2 paths * 89 more runs at batch 1 and 64
+    assert b - a == pytest.approx(2 * 89 * (0.001 + 0.064))
+    assert c - a == pytest.approx(2 * 2 * 1.0)  # 2 engines * 2 batch sizes * 1 extra second
+
+
+def test_estimate_seconds_measures_the_model(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    small = estimate_seconds(tiny_model, input_size=(3, 32, 32), n_images=100, runs=5, warmup=1, memory=False)
+    large = estimate_seconds(tiny_model, input_size=(3, 32, 32), n_images=100_000, runs=5, warmup=1, memory=False)
+    assert 3.0 < small < large  # fixed costs alone are 3 s; more images can only take longer
