@@ -50,12 +50,14 @@ class _Progress:
         self.callback, self.total, self.done = callback, total, 0
 
     def step(self, message: str) -> None:
+        """Report that the step ``message`` starts now."""
         logger.info("benchmark step %d/%d: %s", self.done + 1, self.total, message)
         if self.callback is not None:
             self.callback(message, self.done, self.total)
         self.done += 1
 
     def finish(self) -> None:
+        """Report that every step is done."""
         if self.callback is not None:
             self.callback("done", self.total, self.total)
 
@@ -89,8 +91,11 @@ def run_benchmark(
     ``toolkit.input_size``). Each (engine, batch size) gets ``warmup`` untimed runs, then ``runs`` timed
     runs, or as many as fit ``time_budget_s`` seconds. ``threads`` (default ``os.cpu_count()``) is the
     intra-op thread count of both engines; inter-op threads are 1 and onnxruntime never spins.
-    ``memory_probe_cmd`` is the argv of a torch memory child (see ``benchmarks.memory``); without it
-    torch's peak memory is not measured. ``--threads`` is appended to it when missing.
+    The runtime-overhead comparison always uses ``runs`` (budget or not). ``model`` is put in eval mode
+    (on CUDA a copy is moved to the device). ``memory_probe_cmd`` is the argv of a torch memory child
+    (``benchmarks.memory.torch_probe_command`` builds it); without it torch's peak memory is recorded
+    as null. ``--threads`` is appended to it when missing. ``peak_probe_size`` is n of the n x n matmul.
+    Raises ``BenchmarkInputError`` for unusable arguments and runtime's errors for an unreadable model.
     """
     threads = threads or os.cpu_count() or 1
     check_arguments(images, labels, mean, std, provider=provider, batch_sizes=batch_sizes, runs=runs,
@@ -104,9 +109,9 @@ def run_benchmark(
     size = _input_hw(image_size, metadata, images)
     _warn_on_normalization(metadata, mean, std)
     labels = np.asarray(labels, dtype=np.int64)
-    batch_sizes = list(dict.fromkeys(batch_sizes))  # a repeated size would only be timed twice
-    engines = 2 if provider == "cuda" else 1
-    progress = _Progress(on_progress, 4 + len(batch_sizes) * (1 + engines) + 2 + (2 if memory else 0))
+    batch_sizes = list(dict.fromkeys(batch_sizes))  # (1, 1) would otherwise time batch 1 twice
+    ort_engines = 2 if provider == "cuda" else 1  # on CUDA: host copies and I/O binding
+    progress = _Progress(on_progress, 6 + len(batch_sizes) * (1 + ort_engines) + (2 if memory else 0))
     proto = onnx.load(os.fspath(path), load_external_data=False)
     macs = count_macs(proto)
     previous_threads = torch.get_num_threads()

@@ -55,7 +55,9 @@ def _shapes_at_batch_one(proto: onnx.ModelProto) -> dict[str, list[int]]:
     model.CopyFrom(proto)
     graph = model.graph
     if not graph.input or len(graph.input[0].type.tensor_type.shape.dim) == 0:
-        raise BenchmarkInputError(f"expected a graph input shaped (batch, C, H, W), got model {graph.name!r} without one")
+        raise BenchmarkInputError(
+            f"expected a graph input shaped (batch, C, H, W), got model {graph.name!r} without one"
+        )
     graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
     # Drop shapes recorded at export (symbolic batch) so inference recomputes them at batch 1.
     del graph.value_info[:]
@@ -71,20 +73,19 @@ def _shapes_at_batch_one(proto: onnx.ModelProto) -> dict[str, list[int]]:
 
 
 def _node_macs(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int | None:
-    inputs = [shapes.get(name) for name in node.input]
+    """MACs of one counted node at batch 1, or None when a shape it needs is unknown."""
+    a, b = (shapes.get(name) for name in (list(node.input) + ["", ""])[:2])
     output = shapes.get(node.output[0])
-    if output is None or any(shape is None for shape in inputs[:2]):
+    if a is None or b is None or output is None:
         return None
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    attrs = {attr.name: onnx.helper.get_attribute_value(attr) for attr in node.attribute}
     if node.op_type == "Conv":
-        weight = inputs[1]  # (C_out, C_in / group, kH, kW): the group count is already in the shape
-        return math.prod(output) * math.prod(weight[1:])
+        # b: weight (C_out, C_in / group, kH, kW); the group count is already in its shape.
+        return math.prod(output) * math.prod(b[1:])
     if node.op_type == "ConvTranspose":
-        weight = inputs[1]  # (C_in, C_out / group, kH, kW): each input element feeds C_out/group*k*k outputs
-        return math.prod(inputs[0]) * math.prod(weight[1:])  # type: ignore[arg-type]
+        # b: weight (C_in, C_out / group, kH, kW); each input element feeds C_out/group * kH * kW outputs.
+        return math.prod(a) * math.prod(b[1:])
     if node.op_type == "Gemm":
-        a = inputs[0]  # (M, K) or (K, M) with transA
-        reduced = a[0] if attrs.get("transA", 0) else a[1]  # type: ignore[index]
+        reduced = a[0] if attrs.get("transA", 0) else a[1]  # a: (M, K), or (K, M) with transA
         return math.prod(output) * reduced
-    reduced = inputs[0][-1]  # type: ignore[index]  # MatMul: (..., M, K) @ (..., K, N)
-    return math.prod(output) * reduced
+    return math.prod(output) * a[-1]  # MatMul: (..., M, K) @ (..., K, N)

@@ -118,7 +118,9 @@ def _run_torch(args: argparse.Namespace) -> None:
     import torch
 
     if not args.loader or not args.checkpoint or not args.input_size:
-        raise MemoryProbeError("--engine torch needs --loader module:function, --checkpoint PATH and --input-size C H W")
+        raise MemoryProbeError(
+            "--engine torch needs --loader module:function, --checkpoint PATH and --input-size C H W"
+        )
     module_name, _, function_name = args.loader.partition(":")
     loaded = getattr(importlib.import_module(module_name), function_name)(args.checkpoint)
     model = getattr(loaded, "model", loaded)

@@ -62,11 +62,19 @@ def applied_options(session: Session) -> dict[str, Any]:
         "ort_inter_op_num_threads": options.inter_op_num_threads,
         "ort_graph_optimization_level": str(options.graph_optimization_level).rsplit(".", 1)[-1],
         "ort_execution_mode": str(options.execution_mode).rsplit(".", 1)[-1],
-        **{f"ort_{key}": options.get_session_config_entry(key) for key in _SPIN_KEYS},
+        **{f"ort_{key}": _config_entry(options, key) for key in _SPIN_KEYS},
     }
 
 
-def _raw_call(session: Session, x: np.ndarray) -> Callable[[], object]:
+def _config_entry(options: ort.SessionOptions, key: str) -> str | None:
+    """A session config entry, or None when unset (for spinning that means onnxruntime's default: on)."""
+    try:
+        return options.get_session_config_entry(key)
+    except RuntimeError:  # onnxruntime raises for a key that was never added
+        return None
+
+
+def _raw_call(session: Session, x: np.ndarray) -> Callable[[], list[np.ndarray]]:
     raw = session.inference_session
     feeds = {raw.get_inputs()[0].name: x}
     outputs = [raw.get_outputs()[0].name]
@@ -120,7 +128,7 @@ def _logits_pass(session: Session, chunks: Iterable[np.ndarray]) -> tuple[np.nda
     for chunk in chunks:
         call = _raw_call(session, chunk)
         start = time.perf_counter_ns()
-        logits = call()[0]  # type: ignore[index]
+        logits = call()[0]
         spent_ns += time.perf_counter_ns() - start
         outputs.append(logits)
         images += chunk.shape[0]

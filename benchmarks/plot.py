@@ -20,7 +20,7 @@ def _title(record: dict[str, Any]) -> str:
     versions = env.get("versions", {})
     ort = versions.get("onnxruntime") or versions.get("onnxruntime-gpu")
     return (
-        f"{record['model'].get('name', 'model')} on {env.get('cpu_model', '?')} "
+        f"{record['model'].get('name', 'model')} on {env.get('gpu') or env.get('cpu_model', '?')} "
         f"({record['threads']} threads, {record['provider_requested']})\n"
         f"torch {versions.get('torch')}, onnxruntime {ort}, Python {env.get('python')}"
     )
@@ -47,7 +47,9 @@ def plot_record(record: dict[str, Any] | BenchResult, path: str | os.PathLike[st
     latency_ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="latency p50 (ms), whisker p90",
                    title="latency per batch")
     throughput_ax.set(xscale="log", xlabel="batch size", ylabel="throughput (images/s)", title="throughput")
+    sizes = sorted({int(b) for per_batch in data["latency_ms"].values() for b in per_batch})
     for ax in (latency_ax, throughput_ax):
+        ax.set_xticks(sizes, [str(s) for s in sizes])  # the measured batch sizes, not powers of ten
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     figure.suptitle(_title(data), fontsize=9)

@@ -181,5 +181,7 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise RecordError(f"cannot read benchmark record {path} ({exc}); expected a JSON file from write_record") from exc
+        raise RecordError(
+            f"cannot read benchmark record {path} ({exc}); expected a JSON file from write_record"
+        ) from exc
     return check_record(record)

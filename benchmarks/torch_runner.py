@@ -6,6 +6,7 @@ pool can neither spin against nor share cores with torch while torch is being ti
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ def run_torch_phase(
 ) -> TorchPhase:
     """Time ``model`` on each prepared batch, then compute logits over ``chunks`` (every image)."""
     phase = TorchPhase(settings=apply_torch_threads(threads) | {"device": device})
-    model = model.eval().to(device)
+    model = model.eval() if device == "cpu" else copy.deepcopy(model).eval().to(device)  # caller's stays on CPU
     measure: Measure = cuda_event_ns if device == "cuda" else wall_ns
     with torch.inference_mode():
         tensors = {b: torch.from_numpy(x).to(device) for b, x in batches.items()}  # (b, C, H, W) each

@@ -19,9 +19,9 @@ import onnx
 import torch
 from torch import nn
 
-from exporters import _ort
 from exporters.errors import ExportError
 from exporters.fold import fold_batchnorm
+from runtime import Session
 
 __all__ = ["LayerDiff", "DiagnoseReport", "diagnose_export"]
 
@@ -69,7 +69,8 @@ def diagnose_export(
     first module path (in graph order) whose output differs by more than ``atol``.
     """
     if not isinstance(images, np.ndarray) or images.dtype != np.float32 or images.ndim != 4 or not len(images):
-        raise ExportError(f"expected images as a non-empty float32 (N, C, H, W) array, got {getattr(images, 'shape', type(images).__name__)}")
+        got = getattr(images, "shape", type(images).__name__)
+        raise ExportError(f"expected images as a non-empty float32 (N, C, H, W) array, got {got}")
     proto = onnx.load(os.fspath(onnx_path))
     props = {p.key: p.value for p in proto.metadata_props}
     layers: dict[str, str] = json.loads(props.get("toolkit.layers", "{}"))
@@ -78,18 +79,17 @@ def diagnose_export(
     folded = bool(json.loads(props.get("toolkit.export", "{}")).get("folded"))
     reference = _reference_model(model, folded, images.shape[1:])
     torch_values = _hooked_outputs(reference, images, layers)
-    onnx_values = _ort.run_tensors(proto, images, list(layers.values()))
+    onnx_values = _onnx_values(onnx_path, proto, images, layers)
     order = _graph_order(proto, layers, [path for path, _ in reference.named_modules()])
-    diffs = [_diff(p, layers[p], torch_values.get(p), onnx_values[layers[p]]) for p in order]
+    diffs = [_diff(p, layers[p], torch_values.get(p), onnx_values[p]) for p in order]
     first = next((d.path for d in diffs if d.max_abs_diff is None or d.max_abs_diff > atol), None)
     return DiagnoseReport(float(atol), tuple(diffs), first)
 
 
 def _reference_model(model: nn.Module, folded: bool, chw: tuple[int, ...]) -> nn.Module:
     """The model as exported: folded the same way when the export folded, else an eval copy."""
-    if folded:
-        return fold_batchnorm(model, input_size=(chw[0], chw[1], chw[2]))[0]
-    return copy.deepcopy(model).eval()
+    copied = copy.deepcopy(model).cpu().eval()
+    return fold_batchnorm(copied, input_size=(chw[0], chw[1], chw[2]))[0] if folded else copied
 
 
 def _hooked_outputs(model: nn.Module, images: np.ndarray, layers: dict[str, str]) -> dict[str, np.ndarray]:
@@ -112,6 +112,16 @@ def _hooked_outputs(model: nn.Module, images: np.ndarray, layers: dict[str, str]
         for handle in handles:
             handle.remove()
     return values
+
+
+def _onnx_values(
+    path: str | os.PathLike[str], proto: onnx.ModelProto, images: np.ndarray, layers: dict[str, str]
+) -> dict[str, np.ndarray]:
+    """Each recorded layer's tensor from onnxruntime; a layer that returns the graph input gets ``images``."""
+    inputs = {i.name for i in proto.graph.input}
+    inner = [p for p, tensor in layers.items() if tensor not in inputs]
+    values = Session(path, "cpu").intermediates(images, inner) if inner else {}
+    return {**values, **{p: images for p, tensor in layers.items() if tensor in inputs}}
 
 
 def _diff(path: str, tensor: str, expected: np.ndarray | None, got: np.ndarray) -> LayerDiff:

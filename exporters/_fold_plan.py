@@ -21,14 +21,19 @@ _PASSTHROUGH = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDro
 _MAX_POOL = (nn.MaxPool1d, nn.MaxPool2d)
 _MEAN_POOL = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AvgPool1d, nn.AvgPool2d)
 _CONV = (nn.Conv1d, nn.Conv2d)
-_BACKWARD_PAIRS = {nn.BatchNorm1d: (nn.Conv1d, nn.Linear), nn.BatchNorm2d: (nn.Conv2d,)}
+_BACKWARD_PAIRS: dict[type[nn.Module], tuple[type[nn.Module], ...]] = {
+    nn.BatchNorm1d: (nn.Conv1d, nn.Linear),
+    nn.BatchNorm2d: (nn.Conv2d,),
+}
+FoldTarget = nn.Conv1d | nn.Conv2d | nn.Linear
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where a BN folds: the module path, and for a Linear after it the features per channel."""
+    """Where a BN folds: the layer and its path, and for a Linear after it the features per channel."""
 
     path: str
+    layer: FoldTarget
     block: int = 1
 
 
@@ -55,7 +60,7 @@ def backward_target(bn_node: fx.Node, root: nn.Module, counts: Counter[str]) -> 
         return f"its input is {name}, not a Conv/Linear output"
     layer = root.get_submodule(str(source.target))
     allowed = _BACKWARD_PAIRS.get(type(bn), ())
-    if not isinstance(layer, allowed):
+    if not isinstance(layer, allowed) or not isinstance(layer, (nn.Linear, *_CONV)):
         return f"its input is {describe(source, root)}, not a layer it can fold into"
     if len(_value_users(source)) != 1:
         return f"the output of {source.target} is also used by other ops"
@@ -63,12 +68,10 @@ def backward_target(bn_node: fx.Node, root: nn.Module, counts: Counter[str]) -> 
         return f"{source.target} is called {counts[str(source.target)]} times"
     if isinstance(layer, nn.Linear) and _rank(bn_node) not in (None, 2):
         return f"{source.target} output has rank {_rank(bn_node)}, so its features are not the BN channels"
-    return Target(str(source.target))
+    return Target(str(source.target), layer)
 
 
-def forward_target(
-    bn_node: fx.Node, root: nn.Module, counts: Counter[str], scale: torch.Tensor
-) -> Target | str:
+def forward_target(bn_node: fx.Node, root: nn.Module, counts: Counter[str], scale: torch.Tensor) -> Target | str:
     """The next Conv/Linear reached only through commuting ops, or why folding forward is not exact."""
     channels = scale.numel()
     flat_shape: tuple[int, ...] | None = None  # shape entering the flatten, once one was passed
@@ -102,7 +105,11 @@ def _commute_problem(
     if isinstance(module, _MAX_POOL) and not flat and not module.return_indices:
         # max(a*x + b) == a*max(x) + b only when a > 0.
         bad = [int(i) for i in torch.nonzero(scale <= 0).flatten()]
-        return None if not bad else f"{name} commutes with it only for a positive scale; channels {bad} have non-positive scale"
+        return (
+            None
+            if not bad
+            else f"{name} commutes with it only for a positive scale; channels {bad} have non-positive scale"
+        )
     if isinstance(module, _MEAN_POOL) and not flat and _is_plain_mean(module):
         return None
     return f"{name} stands between it and the next Conv/Linear and does not commute with a per-channel affine map"
@@ -110,7 +117,7 @@ def _commute_problem(
 
 def _check_target(
     node: fx.Node,
-    layer: nn.Module,
+    layer: FoldTarget,
     flat_shape: tuple[int, ...] | None,
     flat: bool,
     channels: int,
@@ -127,7 +134,7 @@ def _check_target(
         return f"{path} has {layer.in_channels} input channels, the BN has {channels}"
     if _has_zero_padding(layer):
         return f"zero padding of {path} breaks the equivalence"
-    return Target(path)
+    return Target(path, layer)
 
 
 def _linear_target(
@@ -146,7 +153,7 @@ def _linear_target(
     block = layer.in_features // channels
     if flat_shape is not None and block != math.prod(flat_shape[2:]):
         return f"{path} input features do not line up with the flattened tensor of shape {flat_shape}"
-    return Target(path, block)
+    return Target(path, layer, block)
 
 
 def _value_users(node: fx.Node) -> list[fx.Node]:
@@ -162,11 +169,11 @@ def _value_users(node: fx.Node) -> list[fx.Node]:
 def _is_flatten(node: fx.Node, module: nn.Module | None) -> bool:
     """True for flatten(x, 1) / nn.Flatten() / x.view(x.size(0), -1) / x.reshape(x.shape[0], -1)."""
     if isinstance(module, nn.Flatten):
-        return module.start_dim == 1 and module.end_dim == -1
+        return bool(module.start_dim == 1 and module.end_dim == -1)
     if node.target in (torch.flatten, "flatten"):
         start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
         end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
-        return start == 1 and end == -1
+        return bool(start == 1 and end == -1)
     if node.target in ("view", "reshape") and len(node.args) == 3 and node.args[2] == -1:
         return _is_batch_size_of(node.args[1], node.args[0])
     return False
@@ -177,7 +184,7 @@ def _is_batch_size_of(value: object, tensor: object) -> bool:
     if not isinstance(value, fx.Node):
         return False
     if value.target == "size" and value.args[:1] == (tensor,):
-        return value.args[1:] == (0,) or value.kwargs.get("dim") == 0
+        return bool(value.args[1:] == (0,) or value.kwargs.get("dim") == 0)
     if value.target is operator.getitem and value.args[1] == 0:
         shape = value.args[0]
         return isinstance(shape, fx.Node) and shape.target is getattr and shape.args == (tensor, "shape")
@@ -188,6 +195,8 @@ def _is_plain_mean(pool: nn.Module) -> bool:
     """True when the pool is a plain mean of real inputs (no zero padding counted, no divisor override)."""
     if isinstance(pool, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
         return True
+    if not isinstance(pool, (nn.AvgPool1d, nn.AvgPool2d)):
+        return False
     padding = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,)
     return getattr(pool, "divisor_override", None) is None and not pool.ceil_mode and not any(padding)
 
@@ -198,10 +207,13 @@ def _has_zero_padding(conv: nn.Conv1d | nn.Conv2d) -> bool:
         return False
     if conv.padding == "same":
         return any(k > 1 for k in conv.kernel_size)
-    return any(p > 0 for p in conv.padding)
+    return any(int(p) > 0 for p in conv.padding)
 
 
-def _shape(node: fx.Node) -> tuple[int, ...] | None:
+def _shape(node: object) -> tuple[int, ...] | None:
+    """The shape recorded by shape propagation, when there was one."""
+    if not isinstance(node, fx.Node):
+        return None
     meta = node.meta.get("tensor_meta")
     return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
 

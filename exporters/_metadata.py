@@ -55,12 +55,13 @@ def build_metadata(
 
 
 def _check_per_channel(key: str, values: object, channels: int) -> None:
+    numbers = list(values) if isinstance(values, (list, tuple)) else []
     ok = (
-        isinstance(values, (list, tuple))
-        and len(values) == channels
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        len(numbers) == channels
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers)
+        and (key != "std" or all(v > 0 for v in numbers))
     )
-    if not ok or (key == "std" and any(v <= 0 for v in values)):  # type: ignore[union-attr]
+    if not ok:
         kind = "positive numbers" if key == "std" else "finite numbers"
         raise ExportError(f"expected metadata[{key!r}] a list of {channels} {kind} (one per channel), got {values!r}")
 

@@ -17,6 +17,7 @@ __all__ = [
     "training_batchnorms",
     "fixed_batch_nodes",
     "read_metadata",
+    "drop_unknown_reduce_attribute",
 ]
 
 BATCH_DIM = "batch"
@@ -41,8 +42,7 @@ def training_batchnorms(model: onnx.ModelProto) -> list[str]:
     return [
         node.name
         for node in model.graph.node
-        if node.op_type == "BatchNormalization"
-        and any(a.name == "training_mode" and a.i == 1 for a in node.attribute)
+        if node.op_type == "BatchNormalization" and any(a.name == "training_mode" and a.i == 1 for a in node.attribute)
     ]
 
 
@@ -112,3 +112,34 @@ def fixed_batch_nodes(model: onnx.ModelProto) -> list[str]:
         if shape.size and int(shape[0]) >= minimum:
             found.append(f"{node.name} ({node.op_type}) shape {shape.tolist()}")
     return found
+
+
+_REDUCE_OPS_WITH_AXES_INPUT_SINCE_18 = (
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+)
+
+
+def drop_unknown_reduce_attribute(model: onnx.ModelProto) -> list[str]:
+    """Remove ``noop_with_empty_axes=0`` that onnx's 18 -> 17 converter leaves on Reduce* nodes.
+
+    Before opset 18 these ops have no such attribute (0 is the behaviour they always had). Returns
+    the names of nodes with ``noop_with_empty_axes=1``, which have no lower-opset equivalent.
+    """
+    unconvertible = []
+    for node in model.graph.node:
+        if node.op_type not in _REDUCE_OPS_WITH_AXES_INPUT_SINCE_18:
+            continue
+        kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
+        if any(a.name == "noop_with_empty_axes" and a.i != 0 for a in node.attribute):
+            unconvertible.append(node.name)
+        del node.attribute[:]
+        node.attribute.extend(kept)
+    return unconvertible

@@ -58,25 +58,27 @@ def export_onnx(
 
     ``input_size`` is (C, H, W); ``metadata`` needs ``model``, ``mean``, ``std``, ``classes`` and
     ``version`` (written as ``toolkit.<key>``; other keys are written too). With ``fold`` every
-    BatchNorm that folds exactly is folded first; ``fold=False`` exports them as they are (the
-    exporter's own optimizer may still fuse a Conv->BN pair). Raises ``FoldError`` for a BN without
-    running statistics and ``ExportError`` for anything else that stops a correct export.
+    BatchNorm that folds exactly is folded first; ``fold=False`` exports every BatchNorm as a
+    BatchNormalization node (and skips the exporter's graph optimizer, which would fuse some).
+    Raises ``FoldError`` for a BN without running statistics and ``ExportError`` for anything else
+    that stops a correct export.
     """
     size = _check_args(model, input_size, opset)
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise ExportError(f"expected an existing directory for {target}, got none at {target.parent}; create it first")
     folded, report = _prepare(model, size, fold)
-    batch = _example_batch(folded, size)
-    with torch.inference_mode():
-        num_classes = _check_logits(folded(batch), batch.shape[0])
-    check_metadata(metadata, size, num_classes)
-    proto = _to_onnx(folded, batch, opset)
+    batch, logits = _example_batch(folded, size)
+    check_metadata(metadata, size, _check_logits(logits, batch.shape[0]))
+    proto = _to_onnx(folded, batch, opset, optimize=fold)
     layers = map_layers(proto, folded, INPUT_NAME)
     graph_ops.strip_debug_metadata(proto)
     proto, layers = _convert_opset(proto, opset, layers)
     _finish_graph(proto)
+    proto.graph.name = str(metadata["model"])  # what tools like Netron show as the model's name
     batchnorms = graph_ops.count_ops(proto, "BatchNormalization")
     info = {"opset": opset, "batchnorm_nodes": batchnorms, "exporter": f"torch {torch.__version__} dynamo"}
     graph_ops.set_metadata(proto, build_metadata(metadata, size, layers, {**info, **report.to_dict()}))
-    target = Path(path)
     _write_atomically(proto, target, opset)
     logger.info("exported %s (opset %d, %d BatchNorm nodes left)", target, opset, batchnorms)
     return ExportResult(target, opset, report, layers, batchnorms)
@@ -98,10 +100,10 @@ def _check_args(model: object, input_size: object, opset: object) -> tuple[int, 
 
 
 def _prepare(model: nn.Module, size: tuple[int, int, int], fold: bool) -> tuple[nn.Module, FoldReport]:
-    """The eval-mode copy to export and its fold report (every BN kept when ``fold`` is False)."""
+    """The eval-mode CPU copy to export and its fold report (every BN kept when ``fold`` is False)."""
+    copied = copy.deepcopy(model).cpu().eval()  # the caller's model keeps its device and mode
     if fold:
-        return fold_batchnorm(model, input_size=size)
-    copied = copy.deepcopy(model).eval()
+        return fold_batchnorm(copied, input_size=size)
     require_running_stats(copied, ExportError)
     kept = tuple(
         FoldEntry(p, "kept", None, None, "folding disabled (fold=False)")
@@ -111,24 +113,24 @@ def _prepare(model: nn.Module, size: tuple[int, int, int], fold: bool) -> tuple[
     return copied, FoldReport(kept)
 
 
-def _example_batch(model: nn.Module, size: tuple[int, int, int]) -> torch.Tensor:
+def _example_batch(model: nn.Module, size: tuple[int, int, int]) -> tuple[torch.Tensor, object]:
     """Zeros of batch 2 (so torch.export keeps batch symbolic), or 1 for a model that hard-codes it.
 
     A model that only runs at batch 1 is still exported: validate_export then shows which node
-    fixes the batch, which says more than a refusal here.
+    fixes the batch, which says more than a refusal here. Returns the batch and the model's output.
     """
     errors = []
     for batch_size in (2, 1):
         batch = torch.zeros(batch_size, *size)
         try:
             with torch.inference_mode():
-                model(batch)
+                output = model(batch)
         except Exception as exc:  # the model's own error, reported below if no batch size works
             errors.append(f"batch {batch_size}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
         if batch_size == 1:
             logger.warning("model fails at batch 2 (%s); exporting at batch 1, run validate_export", errors[0])
-        return batch
+        return batch, output
     raise ExportError(
         f"model forward fails on zeros of shape (N, {size[0]}, {size[1]}, {size[2]}) ({'; '.join(errors)}); "
         "check input_size against the model"
@@ -145,8 +147,12 @@ def _check_logits(output: object, batch_size: int) -> int:
     return int(output.shape[1])
 
 
-def _to_onnx(model: nn.Module, batch: torch.Tensor, opset: int) -> onnx.ModelProto:
-    """Run the dynamo exporter with a dynamic batch axis; return the in-memory ModelProto."""
+def _to_onnx(model: nn.Module, batch: torch.Tensor, opset: int, *, optimize: bool) -> onnx.ModelProto:
+    """Run the dynamo exporter with a dynamic batch axis; return the in-memory ModelProto.
+
+    ``optimize=False`` turns off the exporter's graph optimizer, which would otherwise fuse Conv->BN
+    pairs on its own (so ``fold=False`` really leaves every BatchNorm in the graph).
+    """
     try:
         program = torch.onnx.export(
             model,
@@ -159,13 +165,15 @@ def _to_onnx(model: nn.Module, batch: torch.Tensor, opset: int) -> onnx.ModelPro
             # where it does not (x.view(1, -1)), so validation can point at the node.
             dynamic_shapes=({0: torch.export.Dim.AUTO},),
             external_data=False,
+            optimize=optimize,
             verbose=False,
         )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ExportError(
             f"torch.onnx.export could not export {type(model).__name__} at input {tuple(batch.shape)} "
-            f"({type(exc).__name__}: {first}); make forward traceable by torch.export (no data-dependent Python control flow)"
+            f"({type(exc).__name__}: {first}); make forward traceable by torch.export "
+            "(no data-dependent Python control flow)"
         ) from exc
     if program is None:
         raise ExportError("torch.onnx.export returned no program; expected the dynamo exporter's ONNXProgram")
@@ -182,12 +190,20 @@ def _convert_opset(
         converted = version_converter.convert_version(proto, opset)
     except Exception as exc:
         raise ExportError(
-            f"onnx could not convert the graph from opset {_NATIVE_OPSET} to {opset} ({exc}); use opset >= {_NATIVE_OPSET}"
+            f"onnx could not convert the graph from opset {_NATIVE_OPSET} to {opset} ({exc}); "
+            f"use opset >= {_NATIVE_OPSET}"
         ) from exc
+    unconvertible = graph_ops.drop_unknown_reduce_attribute(converted)
+    if unconvertible:
+        raise ExportError(
+            f"nodes {unconvertible} need opset >= {_NATIVE_OPSET} (noop_with_empty_axes=1); use opset {_NATIVE_OPSET}"
+        )
     tensors = {out for node in converted.graph.node for out in node.output} | {INPUT_NAME}
     lost = sorted(p for p, t in layers.items() if t not in tensors)
     if lost:
-        logger.warning("opset %d conversion renamed the tensors of %s; they are left out of toolkit.layers", opset, lost)
+        logger.warning(
+            "opset %d conversion renamed the tensors of %s; they are left out of toolkit.layers", opset, lost
+        )
     return converted, {p: t for p, t in layers.items() if t in tensors}
 
 
@@ -197,7 +213,9 @@ def _finish_graph(proto: onnx.ModelProto) -> None:
     if not symbolic:
         logger.warning("exported graph fixed the input batch; marked it symbolic, run validate_export")
     if out_batch != graph_ops.BATCH_DIM:
-        logger.warning("output batch dim is %s, not the input batch; validate_export will show which node fixes it", out_batch)
+        logger.warning(
+            "output batch dim is %s, not the input batch; validate_export will show which node fixes it", out_batch
+        )
     dropouts = [n.name for n in proto.graph.node if n.op_type == "Dropout"]
     training = graph_ops.training_batchnorms(proto)
     if dropouts or training:
@@ -209,8 +227,6 @@ def _finish_graph(proto: onnx.ModelProto) -> None:
 
 def _write_atomically(proto: onnx.ModelProto, target: Path, opset: int) -> None:
     """Write one self-contained file next to ``target``, check it, then move it into place."""
-    if not target.parent.is_dir():
-        raise ExportError(f"expected an existing directory for {target}, got none at {target.parent}; create it first")
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -221,7 +237,9 @@ def _write_atomically(proto: onnx.ModelProto, target: Path, opset: int) -> None:
             raise ExportError(f"asked for opset {opset}, the file says {written}; use opset {written} or update onnx")
         os.replace(tmp_name, target)
     except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the exported graph fails onnx.checker ({str(exc).splitlines()[0]}); report it with the model") from exc
+        raise ExportError(
+            f"the exported graph fails onnx.checker ({str(exc).splitlines()[0]}); report it with the model"
+        ) from exc
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)

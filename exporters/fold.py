@@ -85,9 +85,7 @@ def require_running_stats(model: nn.Module, error: type[Exception] = FoldError) 
             )
 
 
-def fold_batchnorm(
-    model: nn.Module, *, input_size: tuple[int, int, int] | None = None
-) -> tuple[nn.Module, FoldReport]:
+def fold_batchnorm(model: nn.Module, *, input_size: tuple[int, int, int] | None = None) -> tuple[nn.Module, FoldReport]:
     """Fold every BatchNorm that folds exactly into a Conv/Linear of an eval-mode deep copy of ``model``.
 
     The caller's model is not modified (nor its train/eval mode). Folded BNs become ``nn.Identity``.
@@ -119,7 +117,9 @@ def _fold_traced(graph: fx.GraphModule, root: nn.Module) -> list[FoldEntry]:
     counts = call_counts(graph.graph)
     entries: list[FoldEntry] = []
     for node in graph.graph.nodes:
-        if node.op != "call_module" or not isinstance(root.get_submodule(str(node.target)), nn.modules.batchnorm._BatchNorm):
+        if node.op != "call_module" or not isinstance(
+            root.get_submodule(str(node.target)), nn.modules.batchnorm._BatchNorm
+        ):
             continue
         path = str(node.target)
         if any(e.bn == path for e in entries):
@@ -137,12 +137,12 @@ def _fold_one(node: fx.Node, path: str, root: nn.Module, counts: Counter[str]) -
     scale, shift = bn_affine(bn)
     backward = backward_target(node, root, counts)
     if isinstance(backward, Target):
-        fold_into_previous(root.get_submodule(backward.path), scale, shift)
+        fold_into_previous(backward.layer, scale, shift)
         _replace_with_identity(root, path)
         return FoldEntry(path, "folded", backward.path, "backward", f"{backward.path} output feeds only this BN")
     forward = forward_target(node, root, counts, scale)
     if isinstance(forward, Target):
-        fold_into_next(root.get_submodule(forward.path), scale, shift, forward.block)
+        fold_into_next(forward.layer, scale, shift, forward.block)
         _replace_with_identity(root, path)
         return FoldEntry(path, "folded", forward.path, "forward", "only ops that commute with it stand between")
     return FoldEntry(path, "kept", None, None, f"{forward} (and backward: {backward})")

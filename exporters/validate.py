@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ import onnx
 import torch
 from torch import nn
 
-from exporters import _ort
 from exporters._diagnose import DiagnoseReport, LayerDiff, diagnose_export
 from exporters._onnx_graph import count_ops, default_opset, fixed_batch_nodes, read_metadata
 from exporters.errors import ExportError, ValidationError
+from runtime import Session
 
 __all__ = ["BatchResult", "ValidationReport", "validate_export", "DiagnoseReport", "LayerDiff", "diagnose_export"]
 
@@ -135,8 +136,8 @@ def validate_export(
     sizes = _check_validate_args(images, batch_sizes, atol, rtol)
     path = Path(onnx_path)
     proto = onnx.load(os.fspath(path), load_external_data=False)
-    session = _ort.open_session(path)
-    _check_image_shape(images, session.get_inputs()[0].shape)
+    session = Session(path, "cpu")
+    _check_image_shape(images, session.inference_session.get_inputs()[0].shape)
     fixed = fixed_batch_nodes(proto)
     results, failures = [], []
     for size in sizes:
@@ -157,7 +158,7 @@ def validate_export(
 
 
 def _check_batch_size(
-    model: nn.Module, session: Any, images: np.ndarray, size: int, fixed: list[str], tol: tuple[float, float]
+    model: nn.Module, session: Session, images: np.ndarray, size: int, fixed: list[str], tol: tuple[float, float]
 ) -> tuple[BatchResult, list[str]]:
     """Run every chunk of ``size`` through torch and onnxruntime; the result and its failures."""
     chunks = _chunks(images, size)
@@ -167,7 +168,7 @@ def _check_batch_size(
     count = sum(len(c) for c in chunks)
     if onnx_error is not None:
         also = f"; the torch model fails too ({torch_error})" if torch_error else ""
-        message = f"batch size {size}: onnxruntime failed ({onnx_error}){where}{also}"
+        message = f"batch size {size}: onnxruntime failed: {onnx_error}{where}{also}"
         return BatchResult(size, count, None, None, None, onnx_error), [message]
     if torch_error is not None:
         message = f"batch size {size}: the torch model fails ({torch_error}) while onnxruntime runs"
@@ -196,23 +197,25 @@ def _compare(
 
 def _torch_logits(model: nn.Module, chunks: list[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
     was_training = model.training
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model.eval()
     try:
         with torch.inference_mode():
-            return np.concatenate([model(torch.from_numpy(c)).float().numpy() for c in chunks]), None
+            outputs = [model(torch.from_numpy(c).to(device)).float().cpu().numpy() for c in chunks]
+        return np.concatenate(outputs), None
     except Exception as exc:  # the model's own failure is part of the report
         return None, _first_line(exc)
     finally:
         model.train(was_training)
 
 
-def _onnx_logits(session: Any, chunks: list[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
+def _onnx_logits(session: Session, chunks: list[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
     outputs = []
     for chunk in chunks:
         try:
-            out = _ort.run(session, chunk)
+            out = session.run(chunk)
         except Exception as exc:  # onnxruntime raises its own (pybind) exception types
-            return None, _first_line(exc)
+            return None, _ort_message(exc)
         if out.ndim != 2 or out.shape[0] != len(chunk):
             return None, f"output shape {out.shape} for a batch of {len(chunk)}"
         outputs.append(out)
@@ -252,6 +255,15 @@ def _worst(values: list[float | None], pick: Any) -> float | None:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
+
+
+def _ort_message(exc: BaseException) -> str:
+    """onnxruntime's run error, shortened to the failing node and its status message."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"running (\w+) node\. Name:'([^']*)' Status Message: (.*)", text)
+    if found:
+        return f"{found.group(1)} node {found.group(2)!r}: {found.group(3)[:200]}"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

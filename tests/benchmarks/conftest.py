@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from bench_models import MEAN, STD, TinyNet, export_tiny, make_tiny  # tests/benchmarks is on sys.path under pytest
-from torch import nn
+from bench_models import MEAN, STD, BenchRun, Recorder, TinyNet, export_tiny, make_tiny  # on sys.path under pytest
 
-from benchmarks.record import BenchResult
 from runtime import Session
 
 
@@ -36,38 +33,13 @@ def cifar_like() -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, (130, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, 130).astype(np.int64)
 
 
-class _Recorder(nn.Module):
-    """Wraps a model and records, per forward, when it ran, torch's thread count and the batch size."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.calls: list[tuple[int, int, int]] = []  # (perf_counter_ns, torch threads, batch)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls.append((time.perf_counter_ns(), torch.get_num_threads(), int(x.shape[0])))
-        return self.inner(x)
-
-
-@dataclass
-class BenchRun:
-    """One instrumented ``run_benchmark`` call shared by the tests that read its result."""
-
-    result: BenchResult
-    forwards: list[tuple[int, int, int]]
-    sessions: list[tuple[int, Session]] = field(default_factory=list)  # (created at ns, session)
-    progress: list[tuple[str, int, int]] = field(default_factory=list)
-    threads_after: int = 0
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
 @pytest.fixture(scope="session")
 def bench_run(tiny_model: TinyNet, tiny_onnx: Path, cifar_like: tuple[np.ndarray, np.ndarray]) -> BenchRun:
     """run_benchmark with small counts, threads=1 while torch is set to 2, every Session creation timed."""
     import benchmarks.ort_runner as ort_runner
     from benchmarks import run_benchmark
 
-    recorder = _Recorder(tiny_model)
+    recorder = Recorder(tiny_model)
     run = BenchRun(result=None, forwards=recorder.calls)  # type: ignore[arg-type]
 
     class TimedSession(Session):
@@ -78,10 +50,14 @@ def bench_run(tiny_model: TinyNet, tiny_onnx: Path, cifar_like: tuple[np.ndarray
     images, labels = cifar_like
     run.kwargs = dict(mean=MEAN, std=STD, batch_sizes=(1, 4), runs=3, warmup=2, threads=1, peak_probe_size=128,
                       memory=True, command_line="toolkit bench tiny.onnx")
-    torch.set_num_threads(2)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ort_runner, "Session", TimedSession)
-        run.result = run_benchmark(recorder, tiny_onnx, images, labels, **run.kwargs,
-                                   on_progress=lambda *event: run.progress.append(event))
-    run.threads_after = torch.get_num_threads()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # the benchmark must switch to its own threads=1 and come back to 2
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ort_runner, "Session", TimedSession)
+            run.result = run_benchmark(recorder, tiny_onnx, images, labels, **run.kwargs,
+                                       on_progress=lambda *event: run.progress.append(event))
+        run.threads_after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
     return run

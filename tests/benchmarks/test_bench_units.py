@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from bench_models import TINY_MACS
+from bench_models import TINY_MACS, TinyNet
 from onnx import TensorProto, helper, numpy_helper
 
 from benchmarks.errors import BenchmarkInputError
 from benchmarks.estimate import estimate_from_cost, estimate_seconds
 from benchmarks.flops import count_macs
+from benchmarks.inputs import normalize_size, prepare_batch
 from benchmarks.stats import summarize_ns
 from benchmarks.timing import time_calls
+from runtime.preprocess import preprocess_images
 
 
 def test_percentiles_mean_std_match_hand_computation() -> None:
@@ -42,7 +44,7 @@ def test_warmup_calls_are_made_but_never_timed() -> None:
     def call() -> None:
         calls.append(len(calls))
 
-    def measure(fn) -> int:  # type: ignore[no-untyped-def]
+    def measure(fn) -> int:
         fn()
         timed.append(calls[-1])  # index of the call this measurement wrapped
         return 1000 + calls[-1]
@@ -120,7 +122,26 @@ def test_estimate_budget_replaces_runs() -> None:
     assert c - a == pytest.approx(2 * 2 * 1.0)  # 2 engines * 2 batch sizes * 1 extra second
 
 
-def test_estimate_seconds_measures_the_model(tiny_model) -> None:  # type: ignore[no-untyped-def]
-    small = estimate_seconds(tiny_model, input_size=(3, 32, 32), n_images=100, runs=5, warmup=1, memory=False)
-    large = estimate_seconds(tiny_model, input_size=(3, 32, 32), n_images=100_000, runs=5, warmup=1, memory=False)
+def test_estimate_seconds_measures_the_model(tiny_model: TinyNet) -> None:
+    options = {"input_size": (3, 32, 32), "runs": 5, "warmup": 1, "memory": False}
+    small = estimate_seconds(tiny_model, n_images=100, **options)
+    large = estimate_seconds(tiny_model, n_images=100_000, **options)
     assert 3.0 < small < large  # fixed costs alone are 3 s; more images can only take longer
+
+
+@pytest.mark.parametrize("size", [(32, 32), (48, 64), (224, 224)])
+def test_prepared_batches_match_the_runtime_preprocessing(size: tuple[int, int]) -> None:
+    images = np.random.default_rng(1).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)  # (N, C, H, W)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    ours = prepare_batch(images, mean, std, size)
+    theirs = preprocess_images(list(images.transpose(0, 2, 3, 1)), (3, *size), mean, std)
+    assert ours.dtype == np.float32 and ours.shape == (3, 3, *size)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_image_size_forms() -> None:
+    assert normalize_size(None, (32, 32)) == (32, 32)
+    assert normalize_size(64, (32, 32)) == (64, 64)
+    assert normalize_size((48, 64), (32, 32)) == (48, 64)
+    with pytest.raises(BenchmarkInputError, match="positive int or"):
+        normalize_size((0, 64), (32, 32))

@@ -26,8 +26,13 @@ def _bn_count(model: nn.Module) -> int:
 def test_conv_bn_relu_flatten_linear_bn1d_linear_folds_exactly(randomize, conv_bias):
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, bias=conv_bias), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
-        nn.Linear(8 * 6 * 6, 16), nn.BatchNorm1d(16), nn.Linear(16, 4),
+        nn.Conv2d(3, 8, 3, bias=conv_bias),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 6 * 6, 16),
+        nn.BatchNorm1d(16),
+        nn.Linear(16, 4),
     )
     randomize(model)
     folded, report = fold_batchnorm(model)
@@ -99,7 +104,13 @@ def _network1(blocks: int = 2) -> nn.Sequential:
     for c_in, c_out in zip(channels, channels[1:]):
         layers += [nn.Conv2d(c_in, c_out, 5, padding=2), nn.ReLU(), nn.BatchNorm2d(c_out), nn.MaxPool2d(2)]
     side = 16 // 2**blocks
-    layers += [nn.Flatten(), nn.Linear(channels[-1] * side * side, 12), nn.ReLU(), nn.BatchNorm1d(12), nn.Linear(12, 10)]
+    layers += [
+        nn.Flatten(),
+        nn.Linear(channels[-1] * side * side, 12),
+        nn.ReLU(),
+        nn.BatchNorm1d(12),
+        nn.Linear(12, 10),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -153,7 +164,10 @@ def test_forward_fold_through_view_and_into_grouped_conv(randomize):
     torch.manual_seed(5)
     model = randomize(_ViewNet())
     folded, report = fold_batchnorm(model)
-    assert [(e.bn, e.into, e.direction) for e in report.folded] == [("bn1", "conv2", "forward"), ("bn2", "fc", "forward")]
+    assert [(e.bn, e.into, e.direction) for e in report.folded] == [
+        ("bn1", "conv2", "forward"),
+        ("bn2", "fc", "forward"),
+    ]
     assert _max_diff(model, folded, torch.randn(3, 4, 6, 6)) < 1e-5
 
 

@@ -1,0 +1,189 @@
+"""validate_export and diagnose_export: reports that name batch sizes, nodes and layers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from exporters import ExportError, ValidationError, diagnose_export, export_onnx, validate_export
+
+
+class _Flat(nn.Module):
+    """Conv -> flatten -> Linear; ``fixed_batch`` hard-codes batch 1 with x.view(1, -1)."""
+
+    def __init__(self, fixed_batch: bool) -> None:
+        super().__init__()
+        self.fixed_batch = fixed_batch
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 14 * 14, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return self.fc(x.view(1, -1) if self.fixed_batch else x.flatten(1))
+
+
+@pytest.fixture
+def exported(tmp_path, make_metadata):
+    """``exported(model, input_size=(3, 16, 16), classes=6) -> path`` of its export in tmp_path."""
+
+    def export(model: nn.Module, classes: int = 6, name: str = "m.onnx") -> Path:
+        return export_onnx(model, tmp_path / name, input_size=(3, 16, 16), metadata=make_metadata(classes)).path
+
+    return export
+
+
+@pytest.fixture(scope="module")
+def flat_export(tmp_path_factory) -> tuple[nn.Module, Path]:
+    torch.manual_seed(4)
+    model = _Flat(fixed_batch=False)
+    metadata = {"model": "flat", "mean": [0.0] * 3, "std": [1.0] * 3, "classes": list("abcdef"), "version": "0"}
+    path = tmp_path_factory.mktemp("flat") / "flat.onnx"
+    return model, export_onnx(model, path, input_size=(3, 16, 16), metadata=metadata).path
+
+
+def test_view_batch_one_exports_but_fails_validation_naming_batch_and_reshape(exported, images):
+    torch.manual_seed(0)
+    model = _Flat(fixed_batch=True)
+    path = exported(model)
+    report = validate_export(model, path, images, batch_sizes=(1, 2, 3))
+    assert not report
+    assert report.batch_sizes == [1, 2, 3]
+    ran = {r.batch_size: r.max_abs_diff is not None for r in report.results}
+    assert ran == {1: True, 2: False, 3: False}
+    assert [f.split(":")[0] for f in report.failures] == ["batch size 2", "batch size 3"]
+    assert all("(Reshape) shape [1, -1]" in f for f in report.failures)
+    with pytest.raises(
+        ValidationError, match=r"batch size 2: onnxruntime failed: Gemm node .*\(Reshape\).*; batch size 3: "
+    ):
+        report.raise_for_failure()
+
+
+def test_flatten_model_passes_at_every_batch_size(flat_export, images):
+    model, path = flat_export
+    report = validate_export(model, path, images)
+    assert report, report.failures
+    report.raise_for_failure()
+    assert report.batch_sizes == [1, 2, 7, 64]  # 2 is always added; 7 is the odd size above 2
+    summary = report.to_dict()
+    assert summary["passed"] is True and summary["opset"] == 18 and summary["failures"] == []
+    assert summary["top1_agreement"] == 1.0 and summary["max_abs_diff"] < 1e-5
+    assert {"batchnorm_folded", "batchnorm_nodes", "batch_sizes", "max_rel_diff"} <= summary.keys()
+    assert [r["images"] for r in summary["per_batch_size"]] == [8, 8, 8, 64]  # 64 > 8 images: repeated
+
+
+def _network1(blocks: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    channels = [3, 6, 8, 8][: blocks + 1]
+    for c_in, c_out in zip(channels, channels[1:]):
+        layers += [nn.Conv2d(c_in, c_out, 5, padding=2), nn.ReLU(), nn.BatchNorm2d(c_out), nn.MaxPool2d(2)]
+    side = 16 // 2**blocks
+    layers += [
+        nn.Flatten(),
+        nn.Linear(channels[-1] * side * side, 12),
+        nn.ReLU(),
+        nn.BatchNorm1d(12),
+        nn.Linear(12, 10),
+    ]
+    return nn.Sequential(*layers)
+
+
+def test_network1_report_names_folds_and_keeps_and_onnx_matches(exported, randomize, images):
+    torch.manual_seed(1)
+    model = randomize(_network1(blocks=3), seed=1)
+    with torch.no_grad():
+        model[2].weight.copy_(model[2].weight.abs() + 0.1)  # positive: stopped only by the padded conv
+        model[6].weight.copy_(model[6].weight.abs() + 0.1)
+        model[6].weight[3] = -0.5  # one negative channel in front of a MaxPool
+        model[10].weight.copy_(model[10].weight.abs() + 0.1)  # positive: folds through pool + flatten
+    path = exported(model, classes=10)
+    report = validate_export(model, path, images, batch_sizes=(1, 8), atol=1e-5)
+    assert report, report.failures
+    assert report.batchnorm_folded == 2 and report.batchnorm_nodes == 2
+    export_info = onnx.load(str(path)).metadata_props
+    text = {p.key: p.value for p in export_info}["toolkit.export"]
+    assert '"bn": "10", "action": "folded", "into": "13", "direction": "forward"' in text
+    assert '"bn": "15", "action": "folded", "into": "16", "direction": "forward"' in text
+    assert "zero padding of 4 breaks the equivalence" in text
+    assert "channels [3] have non-positive scale" in text
+
+
+def _corrupt_initializer(path: Path, name: str) -> None:
+    proto = onnx.load(str(path))
+    for tensor in proto.graph.initializer:
+        if tensor.name == name:
+            values = numpy_helper.to_array(tensor).copy()
+            values.flat[0] += 1.0
+            tensor.CopyFrom(numpy_helper.from_array(values, name))
+    onnx.save(proto, str(path))
+
+
+def test_diagnose_names_the_first_layer_differing_after_corruption(exported, randomize, images):
+    torch.manual_seed(2)
+    model = randomize(_network1(blocks=2), seed=2, positive_scale=True)
+    path = exported(model, classes=10)
+    clean = diagnose_export(model, path, images, atol=1e-5)
+    assert clean and clean.first_mismatch is None
+    assert len(clean.layers) > 10 and all(d.max_abs_diff is not None and d.max_abs_diff < 1e-5 for d in clean.layers)
+    conv2_weight = next(
+        i for i in onnx.load(str(path)).graph.node if i.op_type == "Conv" and i.input[0] != "input"
+    ).input[1]
+    _corrupt_initializer(path, conv2_weight)
+    assert not validate_export(model, path, images, batch_sizes=(4,), atol=1e-5)
+    broken = diagnose_export(model, path, images, atol=1e-5)
+    assert broken.first_mismatch == "4"
+    assert "first layer differing by more than 1e-05: 4" in str(broken)
+    assert broken.to_dict()["first_mismatch"] == "4"
+
+
+def test_validate_reports_too_large_difference(flat_export, images, tmp_path):
+    model, clean = flat_export
+    path = tmp_path / "corrupt.onnx"
+    shutil.copyfile(clean, path)
+    _corrupt_initializer(path, "fc.bias")
+    report = validate_export(model, path, images, batch_sizes=(4,))
+    assert not report
+    assert any("max abs diff 1 > atol 0.0001" in f for f in report.failures), report.failures
+    loose = validate_export(model, path, images, batch_sizes=(4,), atol=1e-4, rtol=10.0)
+    assert not any("max abs diff" in f for f in loose.failures)  # rtol > 0 can accept it
+
+
+@pytest.mark.parametrize(
+    "bad_images, kwargs, match",
+    [
+        (
+            np.zeros((2, 3, 16, 16), np.float64),
+            {},
+            r"expected images as a non-empty float32 \(N, C, H, W\) array, got float64",
+        ),
+        (np.zeros((2, 3, 8, 8), np.float32), {}, r"expected images of shape \(N, 3, 16, 16\), got \(2, 3, 8, 8\)"),
+        (
+            np.zeros((2, 3, 16, 16), np.float32),
+            {"batch_sizes": (0,)},
+            r"expected batch_sizes a non-empty sequence of positive ints",
+        ),
+        (np.zeros((2, 3, 16, 16), np.float32), {"atol": -1.0}, r"expected atol >= 0 and rtol >= 0"),
+    ],
+)
+def test_bad_validation_arguments_raise(flat_export, bad_images, kwargs, match):
+    model, path = flat_export
+    with pytest.raises(ExportError, match=match):
+        validate_export(model, path, bad_images, **kwargs)
+
+
+def test_diagnose_refuses_a_file_without_layers(flat_export, images, tmp_path):
+    model, path = flat_export
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key != "toolkit.layers"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    with pytest.raises(ExportError, match=r"records no toolkit.layers; re-export it with exporters.export_onnx"):
+        diagnose_export(model, bare, images, atol=1e-5)
