@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 DEMO_EPOCHS ?= 2
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast results clean
 
 install: $(STAMP)
 
@@ -27,6 +27,54 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# Every result in the README: full default runs, exports, benchmark records, figures and the results table.
+# Each step is a file target, so an interrupted `make results` resumes where it stopped. About 3 hours on 2 CPU cores.
+RUNS := runs
+TOOLKIT := $(BIN)/toolkit
+RESNET_CPU := --weights none --image-size 64 --lr 1e-3 --batch-size 64 --epochs 10 --augment --step-size 4 --gamma 0.3 --patience 3
+RESULT_RUNS := task2 net1 net1-no-bn net2 net2-bn-before-relu resnet18-cpu
+
+train_args_task2 := --model task2
+train_args_net1 := --model net1
+train_args_net1-no-bn := --model net1 --no-batchnorm
+train_args_net2 := --model net2
+train_args_net2-bn-before-relu := --model net2 --bn-before-relu
+train_args_resnet18-cpu := --model resnet18 $(RESNET_CPU)
+
+$(RUNS)/%/checkpoint.pt: | $(STAMP)
+	$(TOOLKIT) train $(train_args_$*) --out $(RUNS)/$*
+
+$(RUNS)/%/model.onnx: $(RUNS)/%/checkpoint.pt
+	$(TOOLKIT) export --onnx $< -o $@
+
+docs/bench/%.json: $(RUNS)/%/model.onnx
+	@mkdir -p docs/bench
+	$(TOOLKIT) bench $(RUNS)/$*/checkpoint.pt $< --provider cpu --json $@ --plot docs/bench/$*.png
+
+FIGURES := docs/figures/figure1_task2.png docs/figures/figure2_net1_net2.png docs/figures/figure3_batchnorm.png \
+	docs/figures/figure5_conv1.png docs/figures/figure6_last_conv.png
+
+docs/figures/figure1_task2.png: $(RUNS)/task2/checkpoint.pt
+	$(TOOLKIT) plot $(RUNS)/task2 --label "Task 2 CNN" --title "Figure 1: Task 2 CNN" -o $@
+docs/figures/figure2_net1_net2.png: $(RUNS)/net1/checkpoint.pt $(RUNS)/net2/checkpoint.pt
+	$(TOOLKIT) plot $(RUNS)/net1 $(RUNS)/net2 --label "Network 1" --label "Network 2" --title "Figure 2: Networks 1 and 2" -o $@
+docs/figures/figure3_batchnorm.png: $(RUNS)/net1/checkpoint.pt $(RUNS)/net1-no-bn/checkpoint.pt
+	$(TOOLKIT) plot $(RUNS)/net1 $(RUNS)/net1-no-bn --label "Network 1 (BatchNorm)" --label "Network 1 without BatchNorm" --title "Figure 3: with and without BatchNorm" -o $@
+docs/figures/figure5_conv1.png: $(RUNS)/resnet18-cpu/model.onnx
+	$(TOOLKIT) activations $< $(DATA_IMAGES)/zebra.jpg --layer conv1 --filters 14,26,32,49,52 -o $@
+docs/figures/figure6_last_conv.png: $(RUNS)/resnet18-cpu/model.onnx
+	$(TOOLKIT) activations $< $(DATA_IMAGES)/zebra.jpg --layer layer4.1.conv2 --filters 0-9 -o $@
+
+DATA_IMAGES ?= $${TOOLKIT_DATA:-../shared/data}/images
+
+docs/results.md: $(foreach r,$(RESULT_RUNS),$(RUNS)/$(r)/model.onnx)
+	$(TOOLKIT) report $(foreach r,$(RESULT_RUNS),$(RUNS)/$(r)) --markdown $@
+
+results: docs/results.md $(FIGURES) docs/bench/task2.json docs/bench/net2.json docs/bench/net2-bn-before-relu.json docs/bench/resnet18-cpu.json
+
+.SECONDARY:
+.DELETE_ON_ERROR:
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

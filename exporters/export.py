@@ -44,6 +44,18 @@ class ExportResult:
     layers: dict[str, str] = field(default_factory=dict)
     batchnorm_nodes: int = 0
 
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready summary: every BatchNorm folded (into what) or kept (why), in forward order."""
+        return {
+            "onnx": str(self.path),
+            "opset": self.opset,
+            "batchnorm_folded": len(self.fold_report.folded),
+            "batchnorm_kept": len(self.fold_report.kept),
+            "batchnorm_nodes": self.batchnorm_nodes,
+            "fold": {"entries": [e.to_dict() for e in self.fold_report.entries]},
+            "layers": dict(self.layers),
+        }
+
 
 def export_onnx(
     model: nn.Module,

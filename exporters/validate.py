@@ -189,7 +189,8 @@ def _compare(
     top1 = float(np.mean(np.argmax(expected, axis=1) == np.argmax(got, axis=1)))
     failures = []
     if not (abs_diff <= atol or (rtol > 0 and rel_diff <= rtol)):
-        failures.append(f"batch size {size}: max abs diff {abs_diff:.3g} > atol {atol:g} (max rel diff {rel_diff:.3g})")
+        rel = f" and max rel diff {rel_diff:.3g} > rtol {rtol:g}" if rtol > 0 else f" (max rel diff {rel_diff:.3g})"
+        failures.append(f"batch size {size}: max abs diff {abs_diff:.3g} > atol {atol:g}{rel}")
     if top1 < 1.0:
         failures.append(f"batch size {size}: top-1 class agrees on {top1:.2%} of {len(expected)} images, expected 100%")
     return BatchResult(size, len(expected), abs_diff, rel_diff, top1), failures

@@ -35,7 +35,7 @@ class Checkpoint:
 
     def export_metadata(self) -> dict[str, Any]:
         """The facts the ONNX file must carry so the runtime needs no torch."""
-        return {"model": self.name, "input_size": list(self.input_size), "mean": list(self.mean),
+        return {"model": self.name, "mean": list(self.mean),
                 "std": list(self.std), "classes": list(self.classes),
                 "version": self.toolkit_version}
 

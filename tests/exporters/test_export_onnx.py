@@ -13,7 +13,8 @@ import torch
 from onnx.external_data_helper import uses_external_data
 from torch import nn
 
-from exporters import ExportError, FoldError, export_onnx
+from exporters import ExportError, FoldError, export_onnx, fold_batchnorm
+from runtime import Session
 
 
 def _ort_logits(path: Path, x: torch.Tensor) -> np.ndarray:
@@ -123,15 +124,6 @@ def test_opset_names_dims_and_metadata_follow_the_contract(tmp_path, randomize, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # one file, no temp left behind
 
 
-def _onnx_tensors(path: Path, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    proto = onnx.load(str(path))
-    present = {o.name for o in proto.graph.output}
-    proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in dict.fromkeys(names) if n not in present)
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    wanted = list(dict.fromkeys(names))
-    return dict(zip(wanted, session.run(wanted, {"input": x})))
-
-
 def _hook_outputs(model: nn.Module, x: np.ndarray, paths: list[str]) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
     modules = dict(model.named_modules())
@@ -147,14 +139,13 @@ def _hook_outputs(model: nn.Module, x: np.ndarray, paths: list[str]) -> dict[str
 
 
 def _assert_layers_match(model: nn.Module, result, x: np.ndarray, paths: list[str]) -> None:
-    from exporters import fold_batchnorm
-
+    """The runtime's intermediates (read through toolkit.layers) equal torch forward hooks."""
     folded, _ = fold_batchnorm(model, input_size=x.shape[1:])
     assert set(paths) <= set(result.layers), sorted(set(paths) - set(result.layers))
-    onnx_values = _onnx_tensors(result.path, x, [result.layers[p] for p in paths])
+    onnx_values = Session(result.path).intermediates(x, paths)
     torch_values = _hook_outputs(folded, x, paths)
     for path in paths:
-        got, expected = onnx_values[result.layers[path]], torch_values[path]
+        got, expected = onnx_values[path], torch_values[path]
         assert got.shape == expected.shape, path
         assert np.abs(got - expected).max() < 1e-5, path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -152,6 +153,8 @@ def test_validate_reports_too_large_difference(flat_export, images, tmp_path):
     assert any("max abs diff 1 > atol 0.0001" in f for f in report.failures), report.failures
     loose = validate_export(model, path, images, batch_sizes=(4,), atol=1e-4, rtol=10.0)
     assert not any("max abs diff" in f for f in loose.failures)  # rtol > 0 can accept it
+    strict = validate_export(model, path, images, batch_sizes=(4,), rtol=1e-9)
+    assert any(re.search(r"max abs diff 1 > atol 0.0001 and max rel diff \S+ > rtol 1e-09", f) for f in strict.failures)
 
 
 @pytest.mark.parametrize(

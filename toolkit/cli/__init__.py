@@ -25,11 +25,10 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from toolkit.errors import ToolkitError
 
     errors: list[type[BaseException]] = [ToolkitError, RuntimeToolkitError]
-    try:
-        from exporters.errors import ExportError
-        errors.append(ExportError)
-    except ImportError:  # exporters needs torch; the runtime commands do not
-        pass
+    from benchmarks.errors import BenchmarkError
+    from exporters.errors import ExportError
+
+    errors += [ExportError, BenchmarkError]
     return tuple(errors)
 
 

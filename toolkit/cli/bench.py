@@ -1,6 +1,86 @@
 """`toolkit bench`: torch vs ONNX Runtime, accuracy and latency, as a table and a JSON record."""
 from __future__ import annotations
 
-import click
+from pathlib import Path
 
-from toolkit.cli import cli, handle_errors  # noqa: F401  (filled in below)
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from toolkit.cli import cli, console, handle_errors
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 1,8,64,256, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"expected positive batch sizes, got {text!r}")
+    return sizes
+
+
+@cli.command()
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL.onnx", required=False, type=click.Path(path_type=Path))
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the versioned record here.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Latency/throughput figure (PNG).")
+@click.option("--batch-sizes", default="1,8,64,256", show_default=True)
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per engine and batch size.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs before timing.")
+@click.option("--time-budget", type=float, help="Seconds per engine and batch size instead of --runs.")
+@click.option("--threads", type=int, help="Intra-op threads for both engines [default: all cores].")
+@click.option("--images", type=int, help="Test images for the accuracy side [default: all 10,000].")
+@click.option("--no-memory", is_flag=True, help="Skip the per-engine peak-memory child processes.")
+@click.option("--data", type=click.Path(path_type=Path), help="CIFAR-10 location.")
+@click.option("--compare", nargs=2, type=click.Path(path_type=Path), help="Print ratios between two records A B.")
+@handle_errors
+def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_path: Path | None,
+          plot_path: Path | None, batch_sizes: str, runs: int, warmup: int, time_budget: float | None,
+          threads: int | None, images: int | None, no_memory: bool, data: Path | None,
+          compare: tuple[Path, Path] | None) -> None:
+    """Compare torch and ONNX Runtime: accuracy on the test set, latency, throughput, memory."""
+    from benchmarks import compare_records, format_comparison, plot_record, read_record, write_record
+
+    if compare:
+        a, b = compare
+        console.print(format_comparison(compare_records(read_record(a), read_record(b)),
+                                        a_label=a.name, b_label=b.name), highlight=False, markup=False)
+        return
+    if checkpoint is None or model_path is None:
+        raise click.UsageError("expected CHECKPOINT and MODEL.onnx (or --compare A.json B.json)")
+    from toolkit.benchmark import bench_checkpoint
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("benchmark", total=None)
+
+        def on_progress(message: str, done: int, total: int) -> None:
+            progress.update(task, description=message, completed=done, total=total)
+
+        result = bench_checkpoint(
+            checkpoint, model_path, provider=provider, data=data, batch_sizes=_sizes(batch_sizes), runs=runs,
+            warmup=warmup, time_budget_s=time_budget, threads=threads, images=images, memory=not no_memory,
+            on_estimate=lambda s: console.print(f"estimated time: about {s:.0f} s"), on_progress=on_progress)
+    _print_result(result)
+    if json_path:
+        console.print(f"wrote {write_record(json_path, result)}")
+    if plot_path:
+        console.print(f"wrote {plot_record(result, plot_path)}")
+
+
+def _print_result(result) -> None:  # type: ignore[no-untyped-def]
+    rows = result.rows()
+    table = Table(title="Latency and throughput")
+    for col in rows[0]:
+        table.add_column(col, justify="left" if col == "engine" else "right")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+    summary = Table(show_header=False, title="Summary")
+    summary.add_column(style="bold")
+    summary.add_column()
+    for label, value in result.summary_rows():
+        summary.add_row(label, value)
+    console.print(summary)
