@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "run_benchmark",
+    "check_provider",
     "estimate_seconds",
     "BenchResult",
     "SCHEMA_VERSION",
@@ -28,6 +29,7 @@ __all__ = [
 
 _HOMES = {
     "run_benchmark": "benchmarks.bench",
+    "check_provider": "benchmarks.inputs",
     "estimate_seconds": "benchmarks.estimate",
     "BenchResult": "benchmarks.record",
     "SCHEMA_VERSION": "benchmarks.record",
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from benchmarks.compare import compare_records, format_comparison
     from benchmarks.errors import BenchmarkError, BenchmarkInputError, MemoryProbeError, RecordError
     from benchmarks.estimate import estimate_seconds
+    from benchmarks.inputs import check_provider
     from benchmarks.memory import torch_probe_command
     from benchmarks.plot import plot_record
     from benchmarks.record import SCHEMA_VERSION, BenchResult, read_record, write_record

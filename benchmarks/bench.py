@@ -1,12 +1,14 @@
 """``run_benchmark``: torch against onnxruntime on the same prepared inputs, phase by phase.
 
 Order, and why:
-1. arguments, model file facts, MAC count (onnx only: no onnxruntime session yet);
+1. arguments (for CUDA: first whether onnxruntime really runs on CUDA, then whether torch sees a GPU),
+   model file facts, MAC count (onnx only: no onnxruntime session is kept);
 2. the fp32 matmul peak probe with the benchmark's thread count;
 3. the torch phase (all torch timings, then torch logits over every image);
 4. the onnxruntime phase (session creation, first run, all timings, logits, runtime overhead,
    whole pipeline) -- created only after torch is done, so its threads cannot inflate torch's numbers;
-5. peak memory of each engine, each in a child process of its own.
+5. peak memory of each scenario (torch, the onnxruntime workload, the runtime at the edge classifying
+   one photo), each in a child process of its own.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from torch import nn
 from benchmarks.environment import collect_environment
 from benchmarks.errors import BenchmarkInputError, MemoryProbeError
 from benchmarks.flops import count_macs
-from benchmarks.inputs import check_arguments, iter_chunks, normalize_size, timing_batch
-from benchmarks.memory import onnx_probe_command, probe_memory
+from benchmarks.inputs import check_arguments, check_provider, iter_chunks, normalize_size, prepare_batch, timing_batch
+from benchmarks.memory import SCENARIOS, edge_probe_command, onnx_probe_command, probe_memory
 from benchmarks.ort_runner import ENGINE_LABELS, run_ort_phase
 from benchmarks.overhead import OVERHEAD_BATCH_SIZES, PIPELINE_BATCH_SIZE, measure_overhead, measure_pipeline
 from benchmarks.peak import measure_peak
@@ -83,6 +85,7 @@ def run_benchmark(
     command_line: str = "",
     graph_optimization: str = "all",
     peak_probe_size: int = 2048,
+    edge_image: str | os.PathLike[str] | None = None,
 ) -> BenchResult:
     """Benchmark ``model`` (torch) against ``onnx_path`` (onnxruntime via ``runtime.Session``).
 
@@ -91,11 +94,14 @@ def run_benchmark(
     ``toolkit.input_size``). Each (engine, batch size) gets ``warmup`` untimed runs, then ``runs`` timed
     runs, or as many as fit ``time_budget_s`` seconds. ``threads`` (default ``os.cpu_count()``) is the
     intra-op thread count of both engines; inter-op threads are 1 and onnxruntime never spins.
-    The runtime-overhead comparison always uses ``runs`` (budget or not). ``model`` is put in eval mode
+    The runtime-overhead comparison uses ``runs``, raised to ``overhead.OVERHEAD_MIN_RUNS`` (budget or not)
+    and the whole-pipeline comparison runs once over every image. ``model`` is put in eval mode
     (on CUDA a copy is moved to the device). ``memory_probe_cmd`` is the argv of a torch memory child
     (``benchmarks.memory.torch_probe_command`` builds it); without it torch's peak memory is recorded
     as null. ``--threads`` is appended to it when missing. ``peak_probe_size`` is n of the n x n matmul.
-    Raises ``BenchmarkInputError`` for unusable arguments and runtime's errors for an unreadable model.
+    ``edge_image`` is the photo the edge memory scenario classifies (None: a synthetic uint8 image).
+    Raises ``BenchmarkInputError`` for unusable arguments, runtime's ``ProviderError`` when CUDA is asked
+    but onnxruntime cannot run on it, and runtime's errors for an unreadable model.
     """
     threads = threads or os.cpu_count() or 1
     check_arguments(images, labels, mean, std, provider=provider, batch_sizes=batch_sizes, runs=runs,
@@ -103,15 +109,14 @@ def run_benchmark(
     path = Path(onnx_path)
     if not path.is_file():
         raise BenchmarkInputError(f"ONNX file {path} does not exist: expected a file written by 'toolkit export'")
-    if provider == "cuda" and not torch.cuda.is_available():
-        raise BenchmarkInputError("provider 'cuda' requested but torch sees no CUDA device; use provider='cpu'")
+    check_provider(path, provider)
     metadata = load_metadata(path)
     size = _input_hw(image_size, metadata, images)
     _warn_on_normalization(metadata, mean, std)
     labels = np.asarray(labels, dtype=np.int64)
     batch_sizes = list(dict.fromkeys(batch_sizes))  # (1, 1) would otherwise time batch 1 twice
-    ort_engines = 2 if provider == "cuda" else 1  # on CUDA: host copies and I/O binding
-    progress = _Progress(on_progress, 6 + len(batch_sizes) * (1 + ort_engines) + (2 if memory else 0))
+    engines = 2 if provider == "cuda" else 1  # on CUDA: torch events + wall clock; onnx host copies + I/O binding
+    progress = _Progress(on_progress, 6 + len(batch_sizes) * 2 * engines + (len(SCENARIOS) if memory else 0))
     proto = onnx.load(os.fspath(path), load_external_data=False)
     macs = count_macs(proto)
     previous_threads = torch.get_num_threads()
@@ -122,7 +127,8 @@ def run_benchmark(
                           progress=progress)
     finally:
         torch.set_num_threads(previous_threads)  # the caller's process should not keep our thread count
-    memory_mb, memory_details = _measure_memory(path, provider, threads, memory, memory_probe_cmd, progress)
+    memory_mb, memory_details = _measure_memory(path, provider, threads, memory, memory_probe_cmd, edge_image,
+                                                progress)
     progress.finish()
     return _assemble(result, proto=proto, metadata=metadata, path=path, macs=macs, memory_mb=memory_mb,
                      memory_details=memory_details, command_line=command_line, mean=mean, std=std, size=size,
@@ -172,39 +178,40 @@ def _measure(model: nn.Module, path: Path, images: np.ndarray, labels: np.ndarra
     overhead_details, overhead = measure_overhead(ort_phase.session, overhead_batches, warmup=warmup, runs=runs)
     progress.step("whole pipeline")
     hwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))  # (N, H, W, C) as an application holds images
-    onnx_predictions = np.argmax(ort_phase.logits, axis=1)
-    pipeline = measure_pipeline(ort_phase.session, hwc, labels, raw_ips=ort_phase.raw_ips,
-                                raw_predictions=onnx_predictions)
+    pipeline = measure_pipeline(ort_phase.session, hwc, labels, warmup=warmup,
+                                prepare=lambda start, stop: prepare_batch(images[start:stop], mean, std, size))
     return {"peak": peak, "torch": torch_phase, "ort": ort_phase, "overhead": overhead,
             "overhead_details": overhead_details, "pipeline": pipeline, "labels": labels, "runs": runs,
             "warmup": warmup, "time_budget_s": time_budget_s, "batch_sizes": batch_sizes,
-            "timer": "cuda events (torch), time.perf_counter_ns (onnxruntime)" if device == "cuda"
-            else "time.perf_counter_ns"}
+            "timer": "torch: CUDA events; torch_wall, onnx, onnx_iobinding: time.perf_counter_ns around the "
+                     "call until the device is synchronized" if device == "cuda" else "time.perf_counter_ns"}
 
 
 def _measure_memory(path: Path, provider: str, threads: int, enabled: bool, torch_cmd: list[str] | None,
+                    edge_image: str | os.PathLike[str] | None,
                     progress: _Progress) -> tuple[dict[str, float | None], dict[str, Any]]:
-    """Peak RSS (MB) of each engine in its own child; a failed probe is recorded, not fatal."""
-    memory_mb: dict[str, float | None] = {"torch": None, "onnx": None}
+    """Peak RSS (MB) of each scenario in its own child; a failed probe is recorded, not fatal."""
+    memory_mb: dict[str, float | None] = dict.fromkeys(SCENARIOS)
     details: dict[str, Any] = {}
     if not enabled:
         return memory_mb, {"skipped": "memory=False"}
     commands: dict[str, list[str] | None] = {
-        "onnx": onnx_probe_command(path, threads=threads, provider=provider),
         "torch": None if torch_cmd is None else
         (list(torch_cmd) if "--threads" in torch_cmd else [*torch_cmd, "--threads", str(threads)]),
+        "onnx": onnx_probe_command(path, threads=threads, provider=provider),
+        "runtime_edge": edge_probe_command(path, image=edge_image, threads=threads, provider=provider),
     }
-    for engine, command in commands.items():
-        progress.step(f"{engine} peak memory")
+    for scenario, command in commands.items():
+        progress.step(f"{scenario} peak memory")
         if command is None:
-            details[engine] = {"error": "no memory_probe_cmd given for torch"}
+            details[scenario] = {"error": "no memory_probe_cmd given for torch"}
             continue
         try:
-            details[engine] = probe_memory(command)
-            memory_mb[engine] = float(details[engine]["peak_rss_mb"])
+            details[scenario] = probe_memory(command)
+            memory_mb[scenario] = float(details[scenario]["peak_rss_mb"])
         except (MemoryProbeError, KeyError, TypeError, ValueError) as exc:
-            logger.warning("%s memory probe failed: %s", engine, exc)
-            details[engine] = {"error": str(exc), "command": command}
+            logger.warning("%s memory probe failed: %s", scenario, exc)
+            details[scenario] = {"error": str(exc), "command": command}
     return memory_mb, details
 
 
@@ -238,17 +245,17 @@ def _assemble(m: dict[str, Any], *, proto: onnx.ModelProto, metadata: ModelMetad
     environment = collect_environment()
     if provider == "cuda":
         environment["gpu"] = torch.cuda.get_device_name(0)
-    engines = ["torch", *ort_phase.latency]
+    latency = {**torch_phase.latency, **ort_phase.latency}
     return BenchResult(
         provider_requested=provider, providers_active=list(ort_phase.session.providers_active),
         accuracy=_accuracy(torch_phase.logits, ort_phase.logits, m["labels"]),
-        latency={"torch": torch_phase.latency, **ort_phase.latency},
+        latency=latency,
         first_run_ms={"torch": torch_phase.first_run_ms, "onnx": ort_phase.first_run_ms},
         session_create_ms=ort_phase.session_create_ms, memory_mb=memory_mb, macs_per_image=macs.total,
         peak_probe=m["peak"], runtime_overhead_pct=m["overhead"], pipeline=m["pipeline"], threads=threads,
         settings={"torch": torch_phase.settings, "onnx": ort_phase.settings, "spin_wait": False,
                   "graph_optimization": ort_phase.settings.get("graph_optimization"),
-                  "engines": {e: ENGINE_LABELS[e] for e in engines}},
+                  "engines": {e: ENGINE_LABELS[e] for e in latency}},
         environment=environment, model=_model_facts(path, proto, metadata), command_line=command_line,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         extra={
@@ -258,6 +265,7 @@ def _assemble(m: dict[str, Any], *, proto: onnx.ModelProto, metadata: ModelMetad
                          "metadata_std": list(metadata.std),
                          "phases": ["peak_probe", "torch", "onnxruntime", "memory"]},
             "runtime_overhead": {str(b): v for b, v in m["overhead_details"].items()},
+            "memory_scenarios": dict(SCENARIOS),
             "memory_details": memory_details,
             "macs_detail": {"per_node": macs.per_node, "skipped": list(macs.skipped)},
         },

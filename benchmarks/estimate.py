@@ -9,11 +9,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from benchmarks.overhead import OVERHEAD_BATCH_SIZES, PIPELINE_BATCH_SIZE
+from benchmarks.memory import SCENARIOS
+from benchmarks.overhead import OVERHEAD_BATCH_SIZES, PIPELINE_BATCH_SIZE, overhead_runs
 
 __all__ = ["measure_cost", "estimate_from_cost", "estimate_seconds"]
 
-# Fixed costs seen on small CPUs: matmul probe, session creation, one memory child per engine.
+# Fixed costs seen on small CPUs: matmul probe, session creation, one memory child per scenario.
 _PEAK_PROBE_S = 2.0
 _SESSION_S = 1.0
 _MEMORY_CHILD_S = 8.0
@@ -58,7 +59,8 @@ def estimate_from_cost(
 
     Assumes onnxruntime costs what torch does: each of ``engines`` times every batch size (warm-up plus
     ``runs``, or warm-up plus the budget), computes logits over all images, and onnxruntime adds the
-    overhead comparison and the pipeline pass.
+    overhead comparison (both paths, at least ``overhead_runs`` calls each) and the pipeline comparison
+    (raw and pipeline over every image).
     """
     def forward_s(batch: int) -> float:
         return (fixed_ms + batch * per_image_ms) / 1e3
@@ -66,9 +68,9 @@ def estimate_from_cost(
     timed = sum(warmup * forward_s(b) + (time_budget_s if time_budget_s else runs * forward_s(b))
                 for b in batch_sizes)
     passes = n_images / PIPELINE_BATCH_SIZE * forward_s(PIPELINE_BATCH_SIZE)  # one pass over every image
-    overhead = sum(2 * (warmup + runs) * forward_s(b) for b in OVERHEAD_BATCH_SIZES)
-    fixed = _PEAK_PROBE_S + _SESSION_S + (2 * _MEMORY_CHILD_S if memory else 0.0)
-    return engines * (timed + passes) + overhead + _PIPELINE_FACTOR * passes + fixed
+    overhead = sum(2 * (warmup + overhead_runs(b, runs)) * forward_s(b) for b in OVERHEAD_BATCH_SIZES)
+    fixed = _PEAK_PROBE_S + _SESSION_S + (len(SCENARIOS) * _MEMORY_CHILD_S if memory else 0.0)
+    return engines * (timed + passes) + overhead + (1 + _PIPELINE_FACTOR) * passes + fixed
 
 
 def estimate_seconds(
@@ -92,5 +94,5 @@ def estimate_seconds(
     fixed_ms, per_image_ms = measure_cost(model, input_size, threads=threads or os.cpu_count() or 1)
     return estimate_from_cost(
         fixed_ms, per_image_ms, n_images=n_images, batch_sizes=batch_sizes, runs=runs, warmup=warmup,
-        time_budget_s=time_budget_s, engines=3 if provider == "cuda" else 2, memory=memory,
+        time_budget_s=time_budget_s, engines=4 if provider == "cuda" else 2, memory=memory,
     )

@@ -7,6 +7,7 @@ plain bilinear when growing), scale to 0..1, subtract mean, divide by std.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -14,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.errors import BenchmarkInputError
+from runtime import Session
 
-__all__ = ["check_arguments", "normalize_size", "prepare_batch", "timing_batch", "iter_chunks"]
+__all__ = ["check_arguments", "check_provider", "normalize_size", "prepare_batch", "timing_batch", "iter_chunks"]
 
 PROVIDERS = ("cpu", "cuda")
 
@@ -59,6 +61,23 @@ def check_arguments(
         raise BenchmarkInputError(f"expected time_budget_s > 0 seconds or None, got {time_budget_s}")
     if threads < 1:
         raise BenchmarkInputError(f"expected threads >= 1, got {threads}; omit it to use os.cpu_count()")
+
+
+def check_provider(onnx_path: str | os.PathLike[str], provider: str) -> None:
+    """For ``provider="cuda"``: prove onnxruntime runs ``onnx_path`` on CUDA, then that torch sees a GPU.
+
+    onnxruntime comes first so the user learns the runtime's own diagnosis (``runtime.ProviderError``:
+    CUDA is not active, the library that failed to load when known, the providers that are) before
+    any torch work. The probe session is dropped at once, so no onnxruntime session outlives the check.
+    """
+    if provider != "cuda":
+        return
+    Session(onnx_path, provider="cuda")  # raises ProviderError unless CUDAExecutionProvider is really active
+    if not torch.cuda.is_available():
+        raise BenchmarkInputError(
+            "onnxruntime runs on CUDA but torch sees no CUDA device, so the torch baseline cannot run there; "
+            "install a CUDA build of torch (https://pytorch.org/get-started/locally/) or use provider='cpu'"
+        )
 
 
 def normalize_size(image_size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[int, int]:

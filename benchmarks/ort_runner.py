@@ -23,9 +23,14 @@ from runtime import Session
 __all__ = ["OrtPhase", "ENGINE_LABELS", "create_session", "applied_options", "run_ort_phase"]
 
 ENGINE_LABELS = {
-    "torch": "torch model(x) under inference_mode; CUDA: inputs on device, timed with CUDA events",
-    "onnx": "onnxruntime InferenceSession.run, numpy in and out (on CUDA this includes host<->device copies)",
-    "onnx_iobinding": "onnxruntime run_with_iobinding, input and output resident on the CUDA device",
+    "torch": "torch model(x) under inference_mode; CPU: host wall clock; CUDA: input on the device, "
+             "device time between two CUDA events",
+    "torch_wall": "torch on CUDA, input on the device: host wall clock of model(x) then torch.cuda.synchronize() "
+                  "(compare with onnx_iobinding)",
+    "onnx": "onnxruntime InferenceSession.run, numpy in and out, host wall clock (on CUDA this includes the "
+            "host->device input and device->host output copies)",
+    "onnx_iobinding": "onnxruntime run_with_iobinding on CUDA, input and output bound on the device (no copies "
+                      "in the timed call), host wall clock until the outputs are synchronized",
 }
 _SPIN_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 
@@ -39,7 +44,6 @@ class OrtPhase:
     first_run_ms: float = 0.0
     latency: dict[str, dict[int, LatencyStats]] = field(default_factory=dict)
     logits: np.ndarray | None = None  # (N, K) over every image
-    raw_ips: float = 0.0  # throughput of the logits pass (prepared float32 batches, inference calls only)
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,12 +86,27 @@ def _raw_call(session: Session, x: np.ndarray) -> Callable[[], list[np.ndarray]]
 
 
 def _iobinding_call(session: Session, x: np.ndarray) -> Callable[[], object]:
-    """Input copied to the GPU once, output left there: the timed call moves no data over PCIe."""
+    """Input copied to the GPU once and output preallocated there: the timed call moves no data.
+
+    onnxruntime's Run synchronizes its CUDA stream before returning; ``synchronize_outputs`` makes the
+    wait explicit, so the host clock stops only once the device has finished.
+    """
     raw = session.inference_session
     binding = raw.io_binding()
     binding.bind_ortvalue_input(raw.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
-    binding.bind_output(raw.get_outputs()[0].name, "cuda", 0)
-    return lambda: raw.run_with_iobinding(binding)
+    num_classes = raw.get_outputs()[0].shape[-1]
+    if isinstance(num_classes, int):
+        logits = ort.OrtValue.ortvalue_from_shape_and_type((x.shape[0], num_classes), np.float32, "cuda", 0)
+        binding.bind_ortvalue_output(raw.get_outputs()[0].name, logits)  # (B, K) on the device
+    else:  # symbolic class dim: let onnxruntime allocate the output on the device
+        binding.bind_output(raw.get_outputs()[0].name, "cuda", 0)
+    binding.synchronize_inputs()
+
+    def call() -> None:
+        raw.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+
+    return call
 
 
 def run_ort_phase(
@@ -118,18 +137,5 @@ def run_ort_phase(
             durations = time_calls(make(session, x), warmup=warmup, runs=runs, time_budget_s=time_budget_s)
             phase.latency[engine][batch_size] = summarize_ns(durations)
     step("onnx accuracy")
-    phase.logits, phase.raw_ips = _logits_pass(session, chunks)
+    phase.logits = np.concatenate([_raw_call(session, chunk)()[0] for chunk in chunks])  # (N, K)
     return phase
-
-
-def _logits_pass(session: Session, chunks: Iterable[np.ndarray]) -> tuple[np.ndarray, float]:
-    """Logits over every chunk and the images/s of the inference calls alone (preparation excluded)."""
-    outputs, images, spent_ns = [], 0, 0
-    for chunk in chunks:
-        call = _raw_call(session, chunk)
-        start = time.perf_counter_ns()
-        logits = call()[0]
-        spent_ns += time.perf_counter_ns() - start
-        outputs.append(logits)
-        images += chunk.shape[0]
-    return np.concatenate(outputs), images / (spent_ns / 1e9) if spent_ns else 0.0

@@ -104,23 +104,47 @@ class BenchResult:
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(label, value) pairs for everything outside the latency table."""
-        acc, pipe, peak = self.accuracy, self.pipeline, self.peak_probe
-        memory = ", ".join(f"{e} {_mb(v)}" for e, v in self.memory_mb.items())
-        overhead = ", ".join(f"batch {b}: {v:+.1f}%" for b, v in self.runtime_overhead_pct.items())
+        acc, peak = self.accuracy, self.peak_probe
         return [
             ("providers", f"requested {self.provider_requested}, active {', '.join(self.providers_active)}"),
             ("accuracy", f"torch {acc['torch']:.4f}, onnx {acc['onnx']:.4f}"),
             ("top-1 agreement", f"{acc['top1_agreement']:.4f} (max |logit diff| {acc['max_abs_logit_diff']:.2e})"),
             ("first run", ", ".join(f"{e} {v:.2f} ms" for e, v in self.first_run_ms.items())),
             ("session create", f"{self.session_create_ms:.1f} ms"),
-            ("peak memory", memory),
+            ("peak memory", self._memory_text()),
             ("MACs per image", f"{self.macs_per_image:,}"),
             ("fp32 peak probe", f"{peak.gflops:.1f} GFLOP/s ({peak.size}x{peak.size} matmul, {peak.threads} threads)"),
-            ("runtime overhead", overhead),
-            ("pipeline", f"{pipe['pipeline_ips']:.0f} images/s uint8->class vs {pipe['raw_ips']:.0f} raw "
-                         f"(ratio {pipe['ratio']:.2f})"),
+            ("runtime overhead", self._overhead_text()),
+            ("pipeline", self._pipeline_text()),
             ("threads", str(self.threads)),
         ]
+
+    def _memory_text(self) -> str:
+        """Peak MB per scenario; the edge scenario names the photo it classified."""
+        details = self.extra.get("memory_details", {})
+        parts = []
+        for scenario, value in self.memory_mb.items():
+            image = (details.get(scenario) or {}).get("image")
+            what = f" ({Path(image['path']).name if 'path' in image else 'synthetic image'})" if image else ""
+            parts.append(f"{scenario} {_mb(value)}{what}")
+        return ", ".join(parts)
+
+    def _overhead_text(self) -> str:
+        """Median per-round overhead with the interquartile range over rounds, per batch size."""
+        details = self.extra.get("runtime_overhead", {})
+        parts = []
+        for batch, value in self.runtime_overhead_pct.items():
+            spread = details.get(str(batch), {}).get("overhead_pct_spread")
+            rounds = f" (rounds p25..p75 {spread['p25']:+.1f}..{spread['p75']:+.1f}%)" if spread else ""
+            parts.append(f"batch {batch}: {value:+.1f}%{rounds}")
+        return ", ".join(parts)
+
+    def _pipeline_text(self) -> str:
+        pipe = self.pipeline
+        spread = pipe.get("ratio_spread")
+        rounds = f", {pipe['rounds']} rounds p25..p75 {spread['p25']:.2f}..{spread['p75']:.2f}" if spread else ""
+        return (f"{pipe['pipeline_ips']:.0f} images/s uint8->class vs {pipe['raw_ips']:.0f} raw float32 "
+                f"(ratio {pipe['ratio']:.2f}{rounds})")
 
 
 def _mb(value: float | None) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 
 from benchmarks.errors import BenchmarkInputError
 
-__all__ = ["LatencyStats", "summarize_ns"]
+__all__ = ["LatencyStats", "summarize_ns", "spread"]
 
 
 @dataclass(frozen=True)
@@ -46,3 +46,11 @@ def summarize_ns(durations_ns: Sequence[int]) -> LatencyStats:
     return LatencyStats(
         p50=float(p50), p90=float(p90), p99=float(p99), mean=float(ms.mean()), std=float(ms.std()), runs=len(ms)
     )
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """min, quartiles, median and max of repeated measurements of one figure (e.g. one ratio per round)."""
+    if len(values) == 0:
+        raise BenchmarkInputError("expected at least one value to describe the spread of, got none")
+    low, p25, median, p75, high = np.percentile(np.asarray(values, dtype=np.float64), [0, 25, 50, 75, 100])
+    return {"min": float(low), "p25": float(p25), "median": float(median), "p75": float(p75), "max": float(high)}

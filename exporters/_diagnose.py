@@ -1,9 +1,11 @@
-"""``diagnose_export``: the first torch module whose output differs in the ONNX graph.
+"""``diagnose_export``: did folding change the model, and which torch module first differs in ONNX?
 
-Every module recorded in ``toolkit.layers`` is compared: the torch side through forward hooks on the
-model as it was exported (folded when the export folded), the ONNX side by adding the recorded
-tensors as graph outputs. Layers are compared in graph order, so the first mismatch is where the
-difference starts.
+When the export folded BatchNorm, the folded torch model is first compared with the unfolded one on
+the images: a wrong fold is in the ONNX file too, so only this comparison can see it. Then every
+module recorded in ``toolkit.layers`` is compared: the torch side through forward hooks on the model
+as it was exported (folded when the export folded), the ONNX side by adding the recorded tensors as
+graph outputs. Layers are compared in graph order, so the first mismatch is where the difference
+starts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from exporters.errors import ExportError
-from exporters.fold import fold_batchnorm
+from exporters.fold import FoldEntry, fold_batchnorm
 from runtime import Session
 
 __all__ = ["LayerDiff", "DiagnoseReport", "diagnose_export"]
@@ -38,34 +40,75 @@ class LayerDiff:
 
 @dataclass(frozen=True)
 class DiagnoseReport:
-    """Per-layer differences in graph order and the first module path above ``atol`` (None: all match)."""
+    """Whether folding changed the torch output, per-layer differences in graph order, and the first
+    module path above ``atol`` (None: all match). Truthy when neither folding nor export changed anything.
+
+    ``fold_max_abs_diff`` is max |folded - unfolded| torch logit on the images (None when the export
+    did not fold); ``folded`` lists the BNs folded, forward folds first (the ones that need the most
+    reasoning to be exact).
+    """
 
     atol: float
     layers: tuple[LayerDiff, ...]
     first_mismatch: str | None
+    fold_max_abs_diff: float | None = None
+    folded: tuple[FoldEntry, ...] = ()
 
     def __bool__(self) -> bool:
-        return self.first_mismatch is None
+        return self.first_mismatch is None and not self.folding_changed_output
+
+    @property
+    def folding_changed_output(self) -> bool:
+        """True when the folded torch model's logits differ from the unfolded ones by more than ``atol``."""
+        return self.fold_max_abs_diff is not None and self.fold_max_abs_diff > self.atol
+
+    @property
+    def message(self) -> str:
+        """One line for a person: what differs first, and where."""
+        if self.folding_changed_output:
+            then = (
+                f"; the ONNX file then first differs from the folded model at {self.first_mismatch}"
+                if self.first_mismatch
+                else "; the ONNX file matches the folded model layer by layer"
+            )
+            return (
+                f"BatchNorm folding changed the output: folded vs unfolded torch logits differ by "
+                f"{self.fold_max_abs_diff:.3g} > atol {self.atol:g}; folded {_describe_folds(self.folded)}{then}"
+            )
+        if self.first_mismatch:
+            return f"first layer differing by more than {self.atol:g}: {self.first_mismatch}"
+        folding = "" if self.fold_max_abs_diff is None else ", and folding BatchNorm did not change the logits"
+        return f"every layer of the ONNX file matches torch within {self.atol:g}{folding}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready summary."""
-        return {"atol": self.atol, "first_mismatch": self.first_mismatch, "layers": [asdict(d) for d in self.layers]}
+        """Plain JSON-ready summary, with the one-line ``message``."""
+        return {
+            "message": self.message,
+            "atol": self.atol,
+            "folding_changed_output": self.folding_changed_output,
+            "fold_max_abs_diff": self.fold_max_abs_diff,
+            "folded": [e.to_dict() for e in self.folded],
+            "first_mismatch": self.first_mismatch,
+            "layers": [asdict(d) for d in self.layers],
+        }
 
     def __str__(self) -> str:
-        head = f"first layer differing by more than {self.atol:g}: {self.first_mismatch or 'none'}"
         rows = [
             f"  {d.path:<28} {('n/a' if d.max_abs_diff is None else f'{d.max_abs_diff:.3g}'):>10}  {d.note}".rstrip()
             for d in self.layers
         ]
-        return "\n".join([head, *rows])
+        return "\n".join([self.message, *rows])
 
 
 def diagnose_export(
     model: nn.Module, onnx_path: str | os.PathLike[str], images: np.ndarray, *, atol: float
 ) -> DiagnoseReport:
-    """Compare every recorded layer of the ONNX file at ``onnx_path`` with ``model`` on ``images``.
+    """Compare ``model`` with the ONNX file at ``onnx_path`` on ``images``: first the fold, then each layer.
 
-    ``images`` is float32 (N, C, H, W), normalized; a few are enough. Returns the differences and the
+    ``images`` is float32 (N, C, H, W), normalized; a few are enough. When the export folded
+    BatchNorm, the folded torch model's logits are first compared with the unfolded ones (a wrong
+    fold is in the ONNX file too, so the layer comparison alone cannot see it). Then every layer
+    recorded in ``toolkit.layers`` is compared with the model as exported, and the report names the
     first module path (in graph order) whose output differs by more than ``atol``.
     """
     if not isinstance(images, np.ndarray) or images.dtype != np.float32 or images.ndim != 4 or not len(images):
@@ -76,20 +119,39 @@ def diagnose_export(
     layers: dict[str, str] = json.loads(props.get("toolkit.layers", "{}"))
     if not layers:
         raise ExportError(f"{onnx_path} records no toolkit.layers; re-export it with exporters.export_onnx")
-    folded = bool(json.loads(props.get("toolkit.export", "{}")).get("folded"))
-    reference = _reference_model(model, folded, images.shape[1:])
+    reference = unfolded = copy.deepcopy(model).cpu().eval()
+    fold_diff: float | None = None
+    folds: tuple[FoldEntry, ...] = ()
+    if json.loads(props.get("toolkit.export", "{}")).get("folded"):
+        reference, fold_diff, folds = _fold_check(unfolded, images)
     torch_values = _hooked_outputs(reference, images, layers)
     onnx_values = _onnx_values(onnx_path, proto, images, layers)
     order = _graph_order(proto, layers, [path for path, _ in reference.named_modules()])
     diffs = [_diff(p, layers[p], torch_values.get(p), onnx_values[p]) for p in order]
     first = next((d.path for d in diffs if d.max_abs_diff is None or d.max_abs_diff > atol), None)
-    return DiagnoseReport(float(atol), tuple(diffs), first)
+    return DiagnoseReport(float(atol), tuple(diffs), first, fold_diff, folds)
 
 
-def _reference_model(model: nn.Module, folded: bool, chw: tuple[int, ...]) -> nn.Module:
-    """The model as exported: folded the same way when the export folded, else an eval copy."""
-    copied = copy.deepcopy(model).cpu().eval()
-    return fold_batchnorm(copied, input_size=(chw[0], chw[1], chw[2]))[0] if folded else copied
+def _fold_check(unfolded: nn.Module, images: np.ndarray) -> tuple[nn.Module, float, tuple[FoldEntry, ...]]:
+    """The model folded as the export folds it, max |folded - unfolded| logit, and its folds (forward first)."""
+    folded, report = fold_batchnorm(unfolded, input_size=tuple(images.shape[1:]))
+    expected, got = _logits(unfolded, images), _logits(folded, images)
+    diff = float(np.max(np.abs(expected - got))) if expected.size else 0.0
+    return folded, diff, tuple(sorted(report.folded, key=lambda e: e.direction != "forward"))  # stable sort
+
+
+def _describe_folds(folds: tuple[FoldEntry, ...]) -> str:
+    """``forward: 6 into 9, 11 into 12; backward: 1 into 0``."""
+    parts = []
+    for direction in ("forward", "backward"):
+        named = [f"{e.bn} into {e.into}" for e in folds if e.direction == direction]
+        parts += [f"{direction}: {', '.join(named)}"] if named else []
+    return "; ".join(parts) or "nothing"
+
+
+def _logits(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.from_numpy(images)).double().numpy()
 
 
 def _hooked_outputs(model: nn.Module, images: np.ndarray, layers: dict[str, str]) -> dict[str, np.ndarray]:

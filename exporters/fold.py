@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -18,7 +18,8 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from exporters._fold_math import bn_affine, fold_into_next, fold_into_previous
-from exporters._fold_plan import Target, backward_target, call_counts, forward_target
+from exporters._fold_graph import UNKNOWN_SHAPE, call_counts
+from exporters._fold_plan import Target, backward_target, forward_target
 from exporters.errors import FoldError
 
 __all__ = ["FoldEntry", "FoldReport", "fold_batchnorm", "require_running_stats"]
@@ -85,12 +86,15 @@ def require_running_stats(model: nn.Module, error: type[Exception] = FoldError) 
             )
 
 
-def fold_batchnorm(model: nn.Module, *, input_size: tuple[int, int, int] | None = None) -> tuple[nn.Module, FoldReport]:
+def fold_batchnorm(model: nn.Module, *, input_size: tuple[int, ...] | None = None) -> tuple[nn.Module, FoldReport]:
     """Fold every BatchNorm that folds exactly into a Conv/Linear of an eval-mode deep copy of ``model``.
 
     The caller's model is not modified (nor its train/eval mode). Folded BNs become ``nn.Identity``.
-    ``input_size`` (C, H, W), when given, lets the fold check tensor ranks instead of assuming a
-    Linear sees (N, features). Raises ``FoldError`` for a BN without running statistics.
+    ``input_size`` is the shape of one input without the batch axis ((C, H, W) for images). With it
+    every fold checks the tensor ranks it depends on; without it (or when running the model on that
+    shape fails) a rank is known only after a flatten, and a fold that needs an unknown rank is not
+    made: the BN is kept with "shape unknown: pass input_size". Raises ``FoldError`` for a BN without
+    running statistics.
     """
     folded = copy.deepcopy(model).eval()
     require_running_stats(folded)
@@ -103,8 +107,10 @@ def fold_batchnorm(model: nn.Module, *, input_size: tuple[int, int, int] | None 
         reason = f"model could not be traced: {_first_line(exc)}"
         logger.warning("BatchNorm folding skipped: %s", reason)
         return folded, FoldReport(tuple(FoldEntry(p, "kept", None, None, reason) for p in bn_paths))
-    _propagate_shapes(graph, input_size)
+    failure = _propagate_shapes(graph, input_size)
     entries = _fold_traced(graph, folded)
+    if failure:  # say why the shape is unknown although input_size was given
+        entries = [replace(e, reason=e.reason.replace(UNKNOWN_SHAPE, f"shape unknown: {failure}")) for e in entries]
     seen = {e.bn for e in entries}
     entries += [FoldEntry(p, "kept", None, None, "never called in forward") for p in bn_paths if p not in seen]
     report = FoldReport(tuple(entries))
@@ -154,15 +160,28 @@ def _replace_with_identity(root: nn.Module, path: str) -> None:
     setattr(parent, name, nn.Identity())
 
 
-def _propagate_shapes(graph: fx.GraphModule, input_size: tuple[int, int, int] | None) -> None:
-    """Record tensor shapes on the graph nodes (for rank checks); best effort, batch of one."""
+def _propagate_shapes(graph: fx.GraphModule, input_size: tuple[int, ...] | None) -> str | None:
+    """Record tensor shapes on the graph nodes (for rank checks), batch of one; why it failed, if it did."""
     if input_size is None:
-        return
+        return None
+    weight = next(graph.parameters(), torch.zeros(()))  # run where and in the dtype the model holds its weights
     try:
         with torch.inference_mode():
-            ShapeProp(graph).propagate(torch.zeros(1, *input_size))
-    except Exception as exc:  # without shapes the fold falls back to the (N, features) assumption
-        logger.debug("shape propagation failed (%s); folding without tensor ranks", _first_line(exc))
+            ShapeProp(graph).propagate(torch.zeros(1, *input_size, dtype=weight.dtype, device=weight.device))
+    except Exception as exc:  # without shapes, folds that need an unknown rank are refused
+        for node in graph.graph.nodes:  # shapes of the ops before the failure describe an input it refuses
+            node.meta.pop("tensor_meta", None)
+        failure = f"running the model on input_size {tuple(input_size)} failed ({_first_line(_root_cause(exc))})"
+        logger.warning("BatchNorm folding without tensor shapes: %s", failure)
+        return failure
+    return None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost ``raise ... from`` cause (ShapeProp wraps the model's own error in its own)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,6 +1,7 @@
-"""Embeddable runtime for exported image classifiers: onnxruntime + numpy (+ onnx for reading files).
+"""Embeddable runtime for exported image classifiers: onnxruntime + numpy.
 
-Never imports torch, click, rich or PIL, so it can ship on an edge device on its own::
+Never imports torch, click, rich or PIL, so it can ship on an edge device on its own. ``onnx`` is
+imported only by ``Session.intermediates`` (it edits the graph) and for files with external data::
 
     from runtime import Session
     session = Session("model.onnx", provider="cpu", intra_op_threads=2)

@@ -1,12 +1,11 @@
 """``check_environment``: the facts behind "why is this slow / why is CUDA not used" (doctor data).
 
-Everything is read without importing torch (its version comes from package metadata), and each
-available provider is proven usable by opening a tiny in-memory model on it.
+Everything is read without importing torch or onnx (their versions come from package metadata), and
+each available provider is proven usable by opening a tiny in-memory model on it.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 import platform
@@ -14,9 +13,7 @@ import re
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
 
 from runtime.providers import OutputCapture, reason_from_log
 
@@ -56,6 +53,19 @@ CPU_FLAGS = (
     "asimd",
 )  # x86 then ARM names, as /proc/cpuinfo spells them
 
+# A one-node Identity model, old enough in IR (8) and opset (13) for any onnxruntime we meet, as the
+# bytes onnx.helper serializes it to (a test rebuilds it with onnx and compares): building it here
+# would import onnx, ~20 MB resident, for a few bytes.
+_PROBE_MODEL = (
+    b"\x08\x08"  # ir_version 8
+    b":;"  # graph, 59 bytes:
+    b'\n\x10\n\x01x\x12\x01y"\x08Identity'  #   node Identity(x) -> y
+    b"\x12\x05probe"  #   name "probe"
+    b"Z\x0f\n\x01x\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01"  #   input x: float [1]
+    b"b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01"  #   output y: float [1]
+    b"B\x04\n\x00\x10\r"  # opset_import: domain "", version 13
+)
+
 
 def check_environment() -> dict[str, Any]:
     """Versions, providers (available and really usable), CPU, thread variables and known problems."""
@@ -68,7 +78,7 @@ def check_environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "onnxruntime": ort.__version__,
-        "onnx": onnx.__version__,
+        "onnx": _distribution_version("onnx"),
         "numpy": np.__version__,
         "torch": _distribution_version("torch"),
         "onnxruntime_distributions": distributions,
@@ -83,6 +93,8 @@ def check_environment() -> dict[str, Any]:
 
 def installed_onnxruntime_distributions() -> dict[str, str]:
     """Installed distributions that provide the ``onnxruntime`` module: normalized name -> version."""
+    import importlib.metadata  # here, not at the top: ~2 MB resident that only this report needs
+
     found: dict[str, str] = {}
     for distribution in importlib.metadata.distributions():
         name = re.sub(r"[-_.]+", "-", (distribution.metadata["Name"] or "")).lower()
@@ -93,7 +105,7 @@ def installed_onnxruntime_distributions() -> dict[str, str]:
 
 def usable_providers(available: list[str]) -> tuple[list[str], dict[str, str]]:
     """(providers that really activate on a tiny model, {provider: why not} for the others)."""
-    model = _probe_model()
+    model = _PROBE_MODEL
     usable: list[str] = []
     failures: dict[str, str] = {}
     for name in available:
@@ -149,21 +161,9 @@ def _distribution_problems(distributions: dict[str, str]) -> list[str]:
 
 
 def _distribution_version(name: str) -> str | None:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _probe_model() -> bytes:
-    """A one-node Identity model, old enough in IR and opset for any onnxruntime we meet."""
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    data: bytes = model.SerializeToString()
-    return data

@@ -1,7 +1,9 @@
 """``ModelMetadata``: the ``toolkit.*`` metadata_props an export writes into the ONNX file.
 
-Missing properties fall back to what the graph itself says (input shape, number of classes) so that
-models exported by other tools still open; each fallback is recorded in ``ModelMetadata.fallbacks``.
+Read from a loaded onnxruntime session (``get_modelmeta``, ``get_inputs``, ``get_outputs``), so no
+``onnx`` package is needed. Missing properties fall back to what the graph itself says (input shape,
+number of classes) so that models exported by other tools still open; each fallback is recorded in
+``ModelMetadata.fallbacks``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import onnx
+import onnxruntime as ort
 
 from runtime.errors import ModelFileError
-from runtime.modelfile import load_model_proto
+from runtime.modelfile import check_graph_io, check_model_file
+from runtime.providers import create_session
 
-__all__ = ["ModelMetadata", "load_metadata", "parse_metadata"]
+__all__ = ["ModelMetadata", "load_metadata", "read_metadata", "session_input_dims"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +53,26 @@ class ModelMetadata:
 
 
 def load_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
-    """Read the ``toolkit.*`` metadata of the ONNX file at ``path`` (checks the file first)."""
-    return parse_metadata(load_model_proto(path))
+    """Read the ``toolkit.*`` metadata of the ONNX file at ``path`` (checks the file first).
+
+    Opens a CPU session without graph optimizations: that is how onnxruntime exposes the metadata.
+    """
+    path = check_model_file(path)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = create_session(os.fspath(path), options, "cpu", path)
+    check_graph_io(session, path)
+    return read_metadata(session)
 
 
-def parse_metadata(model: onnx.ModelProto) -> ModelMetadata:
-    """Parse ``toolkit.*`` metadata_props of ``model``, deriving missing values from its graph."""
-    props = {p.key[len(_PREFIX) :]: p.value for p in model.metadata_props if p.key.startswith(_PREFIX)}
+def read_metadata(session: ort.InferenceSession) -> ModelMetadata:
+    """Parse ``toolkit.*`` metadata_props of a loaded model, deriving missing values from its graph."""
+    meta = session.get_modelmeta()
+    props = {k[len(_PREFIX) :]: v for k, v in meta.custom_metadata_map.items() if k.startswith(_PREFIX)}
     values = {key: _parse_json(key, text) for key, text in props.items() if key not in {"version", "model"}}
     fallbacks: list[str] = []
 
-    input_size = _input_size(values.get("input_size"), model)
+    input_size = _input_size(values.get("input_size"), session_input_dims(session))
     if "input_size" not in values:
         fallbacks.append("input_size")
     channels = input_size[0] if input_size else 3
@@ -71,17 +83,17 @@ def parse_metadata(model: onnx.ModelProto) -> ModelMetadata:
     if "mean" in fallbacks or "std" in fallbacks:
         logger.warning(
             "model %r has no toolkit.mean/toolkit.std metadata: using mean 0 and std 1 (pixels scaled to 0..1)",
-            model.graph.name,
+            meta.graph_name,
         )
     classes = values.get("classes")
     if classes is None:
         fallbacks.append("classes")
-        classes = [str(i) for i in range(_num_classes(model))]
+        classes = [str(i) for i in range(_num_classes(session))]
     for key in ("layers", "export"):
         if key not in values:
             fallbacks.append(key)
     return ModelMetadata(
-        model=_plain(props.get("model", "")) or model.graph.name or "unknown",
+        model=_plain(props.get("model", "")) or meta.graph_name or "unknown",
         input_size=input_size,
         mean=mean,
         std=std,
@@ -93,10 +105,9 @@ def parse_metadata(model: onnx.ModelProto) -> ModelMetadata:
     )
 
 
-def graph_input_dims(model: onnx.ModelProto) -> list[int | None]:
+def session_input_dims(session: ort.InferenceSession) -> list[int | None]:
     """Dims of the first graph input; None for symbolic or unknown dims."""
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    return [_fixed(d) for d in session.get_inputs()[0].shape]
 
 
 def _parse_json(key: str, text: str) -> Any:
@@ -119,12 +130,11 @@ def _plain(text: str) -> str:
     return text
 
 
-def _input_size(value: Any, model: onnx.ModelProto) -> tuple[int, int, int] | None:
+def _input_size(value: Any, dims: list[int | None]) -> tuple[int, int, int] | None:
     if value is not None:
         if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and v > 0 for v in value)):
             raise ModelFileError(f"metadata toolkit.input_size is {value!r}: expected [C, H, W] positive ints")
         return (value[0], value[1], value[2])
-    dims = graph_input_dims(model)
     if len(dims) == 4 and all(d is not None for d in dims[1:]):
         return (int(dims[1]), int(dims[2]), int(dims[3]))  # type: ignore[arg-type]
     return None
@@ -143,11 +153,16 @@ def _per_channel(key: str, value: Any, channels: int, default: float, fallbacks:
     return values * channels if len(values) == 1 else values
 
 
-def _num_classes(model: onnx.ModelProto) -> int:
+def _num_classes(session: ort.InferenceSession) -> int:
     """Last dim of the first graph output when it is fixed, else 0."""
-    dims = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
-    last = dims[-1] if dims else None
-    return last.dim_value if last is not None and last.HasField("dim_value") else 0
+    outputs = session.get_outputs()
+    dims = outputs[0].shape if outputs else []
+    return (_fixed(dims[-1]) or 0) if dims else 0
+
+
+def _fixed(dim: object) -> int | None:
+    """A dim as onnxruntime reports it (int, symbolic str or None) -> positive int or None."""
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
 
 
 def _mapping(key: str, value: Any) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -195,6 +194,8 @@ class OutputCapture:
     def __enter__(self) -> OutputCapture:
         if not self.enabled:
             return self
+        import tempfile  # here, not at the top: ~1 MB resident that CPU-only sessions never use
+
         _flush_all()
         self._sink = self._stack.enter_context(tempfile.TemporaryFile())
         self._python = io.StringIO()

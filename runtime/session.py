@@ -16,9 +16,8 @@ import onnxruntime as ort
 
 from runtime.checks import check_batch, looks_unnormalized
 from runtime.errors import InputError, UnknownLayerError
-from runtime.graph import add_outputs, load_full_model
-from runtime.metadata import ModelMetadata, graph_input_dims, parse_metadata
-from runtime.modelfile import load_model_proto
+from runtime.metadata import ModelMetadata, read_metadata, session_input_dims
+from runtime.modelfile import check_graph_io, check_model_file
 from runtime.preprocess import check_image_sequence, preprocess_images
 from runtime.providers import create_session, make_session_options, provider_chain
 
@@ -48,17 +47,18 @@ class Session:
         provider_chain(provider)  # an unknown name fails before any file is read
         self.path: Path = Path(path)
         self.provider: str = provider
-        model = load_model_proto(self.path)
-        self.metadata: ModelMetadata = parse_metadata(model)
+        check_model_file(self.path)
         self._options, self.settings = make_session_options(
             intra_op_threads, inter_op_threads, spin_wait, graph_optimization
         )
         self._session = create_session(os.fspath(self.path), self._options, provider, self.path)
+        check_graph_io(self._session, self.path)
+        self.metadata: ModelMetadata = read_metadata(self._session)
         self.providers_active: list[str] = self._session.get_providers()
         self.settings["providers"] = list(self.providers_active)
         self._input_name: str = self._session.get_inputs()[0].name
         self._output_name: str = self._session.get_outputs()[0].name
-        self._expected = _expected_chw(graph_input_dims(model), self.metadata.input_size)
+        self._expected = _expected_chw(session_input_dims(self._session), self.metadata.input_size)
         self._layer_sessions: dict[frozenset[str], ort.InferenceSession] = {}
         self._warned_unnormalized = False
 
@@ -102,7 +102,8 @@ class Session:
         """Outputs of the named layers (torch module paths) for ``batch``: name -> array.
 
         Builds, once per set of names, a second session on a copy of the model that also outputs
-        those tensors, with the same provider and options as this one.
+        those tensors, with the same provider and options as this one. This edits the graph, so it
+        imports ``onnx``, which the other methods never need.
         """
         names = self._check_layer_names(names)
         check_batch(batch, self._expected)
@@ -121,6 +122,8 @@ class Session:
         """The cached session whose graph also outputs the tensors of ``names``."""
         key = frozenset(names)
         if key not in self._layer_sessions:
+            from runtime.graph import add_outputs, load_full_model  # imports onnx (~20 MB resident)
+
             model = add_outputs(load_full_model(self.path), [self.metadata.layers[name] for name in sorted(key)])
             self._layer_sessions[key] = create_session(
                 model.SerializeToString(), self._options, self.provider, self.path

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.errors import ConfigError
+from toolkit.models import get_model_spec
 
 OPTIMIZERS = ("sgd", "adam")
 INITS = ("kaiming", "xavier", "normal")
@@ -41,6 +42,7 @@ class TrainConfig:
     threads: int | None = None           # torch intra-op threads; None: torch's default
 
     def __post_init__(self) -> None:
+        get_model_spec(self.model)  # an unknown model fails here, before any data is read or downloaded
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
         if self.init not in INITS:

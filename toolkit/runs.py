@@ -16,6 +16,9 @@ from toolkit.train import Progress, TrainResult, train
 
 log = logging.getLogger(__name__)
 
+# What `toolkit report` and `toolkit plot` read from a run's metrics.json.
+RUN_KEYS = ("model", "epochs_run", "train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "history")
+
 
 def train_run(model: str, out_dir: str | os.PathLike, *, data: str | os.PathLike | None = None,
               on_progress: Callable[[Progress], None] | None = None, **overrides: Any) -> TrainResult:
@@ -45,6 +48,11 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise ToolkitError(f"{run_dir} is not a run directory: expected {path} written by 'toolkit train'")
     try:
-        return json.loads(path.read_text())
+        metrics = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ToolkitError(f"{path} is not valid JSON ({exc}); re-run 'toolkit train'") from None
+    missing = [k for k in RUN_KEYS if k not in metrics] if isinstance(metrics, dict) else list(RUN_KEYS)
+    if missing:
+        raise ToolkitError(f"{path} lacks {', '.join(missing)}: expected the metrics.json of 'toolkit train'; "
+                           "re-run it")
+    return metrics

@@ -152,6 +152,8 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: tor
                  norm: dict[str, Any], report: Callable[[int, float], Any]) -> tuple[float, float]:
     """One pass over the training part; returns running (loss, accuracy)."""
     model.train()
+    if config.freeze_backbone:
+        _freeze_batchnorm_statistics(model)
     total_loss, correct, seen = 0.0, 0, 0
     batches = iterate_batches(images, labels, batch_size=config.batch_size, shuffle=True,
                               generator=generator, augment=config.augment, **norm)
@@ -166,6 +168,14 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: tor
         seen += len(y)
         report(step, total_loss / seen)
     return total_loss / seen, correct / seen
+
+
+def _freeze_batchnorm_statistics(model: nn.Module) -> None:
+    """A frozen backbone keeps its BatchNorm running statistics too: only the layers that train update them."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters()):
+            module.eval()
 
 
 def _final_metrics(model: nn.Module, train_part: tuple[torch.Tensor, torch.Tensor],

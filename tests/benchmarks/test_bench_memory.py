@@ -12,7 +12,7 @@ import torch
 from bench_models import INPUT_SIZE, TinyNet
 
 from benchmarks import MemoryProbeError, torch_probe_command
-from benchmarks.memory import onnx_probe_command, probe_memory
+from benchmarks.memory import SYNTHETIC_PHOTO_HWC, edge_probe_command, onnx_probe_command, probe_memory
 
 PACKAGE = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -24,6 +24,28 @@ def test_onnx_child_reports_plausible_peak_memory(tiny_onnx: Path) -> None:
     # ru_maxrss would report that inherited high-water mark, so a fresh interpreter must start small.
     assert result["startup_rss_mb"] < 100
     assert result["startup_rss_mb"] < result["peak_rss_mb"] < 300
+
+
+def test_edge_child_classifies_a_real_photo_without_torch(tiny_onnx: Path, data_dir: Path) -> None:
+    photo = data_dir / "images" / "cat.jpg"
+    result = probe_memory(edge_probe_command(tiny_onnx, image=photo, threads=1))
+    assert result["engine"] == "edge" and result["threads"] == 1
+    assert result["image"]["source"] == "photo" and result["image"]["path"] == str(photo)
+    assert len(result["image"]["shape"]) in (2, 3) and min(result["image"]["shape"][:2]) > 32  # a real photo
+    assert 0 <= result["predicted"] < 10 and result["predicted_class"] == f"c{result['predicted']}"
+    assert "PIL" in result["modules_loaded"] and "torch" not in result["modules_loaded"]
+    assert result["startup_rss_mb"] < result["peak_rss_mb"] < 300
+
+
+def test_edge_child_without_a_photo_uses_a_synthetic_image(tiny_onnx: Path) -> None:
+    result = probe_memory(edge_probe_command(tiny_onnx, image=None, threads=1))
+    assert result["image"] == {"source": "synthetic", "shape": list(SYNTHETIC_PHOTO_HWC)}
+    assert "PIL" not in result["modules_loaded"] and "torch" not in result["modules_loaded"]
+
+
+def test_edge_child_with_a_missing_photo_fails_with_the_command(tiny_onnx: Path, tmp_path: Path) -> None:
+    with pytest.raises(MemoryProbeError, match="run it by hand"):
+        probe_memory(edge_probe_command(tiny_onnx, image=tmp_path / "missing.jpg", threads=1))
 
 
 def test_torch_child_loads_the_model_through_the_loader(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,11 @@ import torch
 from bench_models import MEAN, STD, TINY_MACS, BenchRun, Cifar, PooledNet, Recorder, TinyNet, export_tiny
 
 from benchmarks import BenchmarkInputError, run_benchmark
+from benchmarks.overhead import PIPELINE_BATCH_SIZE, PIPELINE_BATCHES_PER_ROUND, overhead_blocks, overhead_runs
 from benchmarks.record import REQUIRED_KEYS, SCHEMA_VERSION
+from runtime import ProviderError
+
+MEMORY_SCENARIOS = {"torch", "onnx", "runtime_edge"}
 
 
 def test_record_has_every_schema_key(bench_run: BenchRun) -> None:
@@ -25,12 +30,16 @@ def test_record_has_every_schema_key(bench_run: BenchRun) -> None:
         assert set(record["latency_ms"][engine]) == {"1", "4"}
         assert set(record["latency_ms"][engine]["4"]) == {"p50", "p90", "p99", "mean", "std", "runs"}
         assert set(record["throughput_ips"][engine]) == set(record["gflops"][engine]) == {"1", "4"}
-    assert set(record["first_run_ms"]) == set(record["memory_mb"]) == {"torch", "onnx"}
+    assert set(record["first_run_ms"]) == {"torch", "onnx"}
+    assert set(record["memory_mb"]) == set(record["memory_scenarios"]) == MEMORY_SCENARIOS
+    assert all(isinstance(text, str) and text for text in record["memory_scenarios"].values())
+    assert set(record["runtime_overhead_pct"]) == set(record["runtime_overhead"]) == {"1", "64"}
     assert set(record["settings"]) >= {"torch", "onnx", "spin_wait", "graph_optimization"}
     assert set(record["environment"]) >= {"cpu_model", "cpu_flags", "cpu_count", "os", "python", "versions"}
     assert set(record["environment"]["versions"]) >= {"torch", "onnx", "onnxruntime", "numpy"}
     assert set(record["model"]) >= {"path", "sha256", "opset", "export", "name"}
-    assert set(record["pipeline"]) >= {"pipeline_ips", "raw_ips", "ratio"}
+    assert set(record["pipeline"]) >= {"pipeline_ips", "raw_ips", "ratio", "ratio_spread", "rounds", "images"}
+    assert set(record["settings"]["engines"]) == {"torch", "onnx"}
     assert record["command_line"] == "toolkit bench tiny.onnx"
     assert record["providers_active"] == ["CPUExecutionProvider"] and record["provider_requested"] == "cpu"
 
@@ -111,24 +120,47 @@ def test_derived_throughput_gflops_and_fraction_of_peak(bench_run: BenchRun) -> 
     assert record["first_run_ms"]["torch"] > 0 and record["session_create_ms"] > 0
 
 
-def test_runtime_overhead_and_pipeline(bench_run: BenchRun, cifar_like: Cifar) -> None:
-    record = bench_run.result.to_dict()
+def test_runtime_overhead_is_the_median_of_interleaved_rounds(bench_run: BenchRun) -> None:
+    record, runs = bench_run.result.to_dict(), bench_run.kwargs["runs"]
     for batch in ("1", "64"):
         detail = record["runtime_overhead"][batch]
-        session_p50, raw_p50 = detail["session_run"]["p50"], detail["raw_run"]["p50"]
-        assert record["runtime_overhead_pct"][batch] == pytest.approx((session_p50 - raw_p50) / raw_p50 * 100)
-        assert detail["session_run"]["runs"] >= 3 and detail["raw_run"]["runs"] >= 3
-    pipeline = record["pipeline"]
-    assert pipeline["images"] == len(cifar_like[0])
-    assert pipeline["ratio"] == pytest.approx(pipeline["pipeline_ips"] / pipeline["raw_ips"])
+        per_round = detail["overhead_pct_per_round"]
+        assert (detail["rounds"], detail["calls_per_block"]) == overhead_blocks(int(batch), runs)
+        assert len(per_round) == detail["rounds"]
+        assert record["runtime_overhead_pct"][batch] == pytest.approx(statistics.median(per_round))
+        assert detail["overhead_pct_spread"]["min"] == pytest.approx(min(per_round))
+        assert detail["overhead_pct_spread"]["max"] == pytest.approx(max(per_round))
+        timed = detail["rounds"] * detail["calls_per_block"]
+        assert detail["session_run"]["runs"] == detail["raw_run"]["runs"] == timed >= overhead_runs(int(batch), runs)
+        assert detail["warmup"] == bench_run.kwargs["warmup"]
+    assert record["runtime_overhead"]["1"]["raw_run"]["runs"] >= 200  # runs=3 asked: batch 1 keeps its floor
+
+
+def test_pipeline_and_raw_side_by_side_over_the_same_images(bench_run: BenchRun, cifar_like: Cifar) -> None:
+    pipeline = bench_run.result.to_dict()["pipeline"]
+    images = len(cifar_like[0])
+    batches = -(-images // PIPELINE_BATCH_SIZE)
+    assert pipeline["images"] == images and pipeline["batch_size"] == PIPELINE_BATCH_SIZE
+    assert pipeline["rounds"] == len(pipeline["ratio_per_round"]) == -(-batches // PIPELINE_BATCHES_PER_ROUND)
+    assert pipeline["ratio"] == pytest.approx(statistics.median(pipeline["ratio_per_round"]))
+    assert pipeline["raw_ips"] == pytest.approx(images / pipeline["raw_seconds"])
+    assert pipeline["pipeline_ips"] == pytest.approx(images / pipeline["pipeline_seconds"])
+    assert pipeline["ratio_of_totals"] == pytest.approx(pipeline["pipeline_ips"] / pipeline["raw_ips"])
+    assert pipeline["warmup_batches"] == bench_run.kwargs["warmup"]
     assert pipeline["top1_agreement_with_raw"] >= 0.99  # same preprocessing on both paths
 
 
 def test_memory_measured_per_engine(bench_run: BenchRun) -> None:
     result = bench_run.result
-    assert 10 < result.memory_mb["onnx"] < 300  # onnxruntime + a 3k-weight model, not this torch process
+    details = result.extra["memory_details"]
+    for scenario in ("onnx", "runtime_edge"):  # onnxruntime + a 3k-weight model, not this torch process
+        assert 10 < result.memory_mb[scenario] < 300
+        assert "torch" not in details[scenario]["modules_loaded"]
+    assert details["onnx"]["engine"] == "onnx" and details["runtime_edge"]["engine"] == "edge"
+    assert details["runtime_edge"]["image"]["source"] == "synthetic"  # no edge_image was given
+    assert 0 <= details["runtime_edge"]["predicted"] < 10
     assert result.memory_mb["torch"] is None  # no memory_probe_cmd was given
-    assert "memory_probe_cmd" in result.extra["memory_details"]["torch"]["error"]
+    assert "memory_probe_cmd" in details["torch"]["error"]
 
 
 def test_progress_reports_every_step_in_order(bench_run: BenchRun) -> None:
@@ -174,10 +206,16 @@ def test_bad_arguments_fail_before_any_work(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
-def test_cuda_without_a_gpu_is_refused(tiny_model: TinyNet, tiny_onnx: Path, cifar_like: Cifar) -> None:
-    with pytest.raises(BenchmarkInputError, match="no CUDA device; use provider='cpu'"):
-        run_benchmark(tiny_model, tiny_onnx, cifar_like[0][:4], cifar_like[1][:4], mean=MEAN, std=STD,
+def test_cuda_without_a_gpu_is_refused_by_onnxruntime_first(
+    tiny_model: TinyNet, tiny_onnx: Path, cifar_like: Cifar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = Recorder(tiny_model)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # even if torch saw a GPU, onnxruntime decides
+    with pytest.raises(ProviderError, match=r"CUDA is not active: .*active providers: .*available providers: .*"
+                                            r"CPUExecutionProvider"):
+        run_benchmark(model, tiny_onnx, cifar_like[0][:4], cifar_like[1][:4], mean=MEAN, std=STD,
                       provider="cuda")
+    assert model.calls == []  # refused before any torch work
 
 
 def test_images_are_resized_to_the_model_input_size(cifar_like: Cifar, tmp_path: Path) -> None:
@@ -192,4 +230,4 @@ def test_images_are_resized_to_the_model_input_size(cifar_like: Cifar, tmp_path:
     assert result.accuracy["top1_agreement"] == 1.0
     # Session.predict resizes uint8 HWC images itself; the engines got batches resized by the benchmark.
     assert result.pipeline["top1_agreement_with_raw"] == 1.0
-    assert result.memory_mb == {"torch": None, "onnx": None}
+    assert result.memory_mb == dict.fromkeys(MEMORY_SCENARIOS)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import pytest
+import torch
 from bench_models import TINY_MACS, TinyNet
 from onnx import TensorProto, helper, numpy_helper
 
@@ -15,8 +17,10 @@ from benchmarks.errors import BenchmarkInputError
 from benchmarks.estimate import estimate_from_cost, estimate_seconds
 from benchmarks.flops import count_macs
 from benchmarks.inputs import normalize_size, prepare_batch
-from benchmarks.stats import summarize_ns
+from benchmarks.overhead import OVERHEAD_MIN_RUNS, PIPELINE_BATCHES_PER_ROUND, measure_overhead, measure_pipeline
+from benchmarks.stats import spread, summarize_ns
 from benchmarks.timing import time_calls
+from benchmarks.torch_runner import cuda_wall_ns
 from runtime.preprocess import preprocess_images
 
 
@@ -105,20 +109,21 @@ def test_macs_need_a_graph_input() -> None:
 def test_estimate_from_cost_arithmetic() -> None:
     # 1 ms per image, no fixed cost, one batch size of 1, 10 runs, no warm-up, 64 images, two engines:
     #   timed  = 10 * 0.001 = 0.01 s per engine; logits pass = 1 batch of 64 = 0.064 s per engine
-    #   overhead comparison = 2 paths * 10 runs * (0.001 + 0.064) = 1.3 s; pipeline = 1.5 * 0.064
-    #   fixed = 2 s peak probe + 1 s session
+    #   overhead comparison = 2 paths * (400 floor runs * 0.001 + 100 floor runs * 0.064) = 13.6 s
+    #   pipeline comparison = raw (1 * 0.064) + pipeline (1.5 * 0.064); fixed = 2 s peak probe + 1 s session
     seconds = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1,), runs=10, warmup=0, memory=False)
-    assert seconds == pytest.approx(2 * (0.01 + 0.064) + 1.3 + 1.5 * 0.064 + 3.0)
+    assert seconds == pytest.approx(2 * (0.01 + 0.064) + 13.6 + 2.5 * 0.064 + 3.0)
     with_memory = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1,), runs=10, warmup=0, memory=True)
-    assert with_memory == pytest.approx(seconds + 16.0)
+    assert with_memory == pytest.approx(seconds + 3 * 8.0)  # torch, onnx and edge memory children
 
 
 def test_estimate_budget_replaces_runs() -> None:
     a = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1, 8), runs=10, warmup=0, time_budget_s=5.0)
-    b = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1, 8), runs=99, warmup=0, time_budget_s=5.0)
+    b = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1, 8), runs=150, warmup=0, time_budget_s=5.0)
     c = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1, 8), runs=10, warmup=0, time_budget_s=6.0)
-    # runs still drive the overhead comparison: 2 paths * 89 more runs at batch 1 and 64
-    assert b - a == pytest.approx(2 * 89 * (0.001 + 0.064))
+    # runs still drive the overhead comparison above its floors (400 at batch 1, 100 at batch 64):
+    # 2 paths * 50 more runs at batch 64
+    assert b - a == pytest.approx(2 * 50 * 0.064)
     assert c - a == pytest.approx(2 * 2 * 1.0)  # 2 engines * 2 batch sizes * 1 extra second
 
 
@@ -145,3 +150,93 @@ def test_image_size_forms() -> None:
     assert normalize_size((48, 64), (32, 32)) == (48, 64)
     with pytest.raises(BenchmarkInputError, match="positive int or"):
         normalize_size((0, 64), (32, 32))
+
+
+def test_spread_of_repeated_figures() -> None:
+    assert spread([5.0, 1.0, 3.0, 2.0, 4.0]) == {"min": 1.0, "p25": 2.0, "median": 3.0, "p75": 4.0, "max": 5.0}
+    with pytest.raises(BenchmarkInputError, match="at least one value"):
+        spread([])
+
+
+class _FakeRawSession:
+    """Stands in for onnxruntime.InferenceSession: logs each run and returns logits voting class 0."""
+
+    def __init__(self, log: list[tuple[str, int]]) -> None:
+        self.log = log
+
+    def get_inputs(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(name="input")]
+
+    def get_outputs(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(name="logits")]
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        batch = len(feeds["input"])
+        self.log.append(("raw", batch))
+        logits = np.zeros((batch, 10), np.float32)
+        logits[:, 0] = 1.0
+        return [logits]
+
+
+class _FakeSession:
+    """Stands in for runtime.Session: logs which path ran ("raw", "session", "predict") and its batch size."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, int]] = []
+        self.inference_session = _FakeRawSession(self.log)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.log.append(("session", len(x)))
+        return np.zeros((len(x), 10), np.float32)
+
+    def predict(self, images: np.ndarray, batch_size: int) -> np.ndarray:
+        self.log.append(("predict", len(images)))
+        return np.zeros(len(images), np.int64)
+
+
+def test_overhead_warms_up_both_paths_then_alternates_blocks_flipping_the_order() -> None:
+    session = _FakeSession()
+    x = {1: np.zeros((1, 3, 4, 4), np.float32), 64: np.zeros((64, 3, 4, 4), np.float32)}
+    details, overhead = measure_overhead(session, x, warmup=3, runs=5)
+    expected: list[tuple[str, int]] = []
+    for batch in (1, 64):
+        rounds, k = details[batch]["rounds"], details[batch]["calls_per_block"]
+        assert rounds * k >= OVERHEAD_MIN_RUNS[batch]  # runs=5 asked: raised to the floor of timed calls
+        expected += [("raw", batch)] * 3 + [("session", batch)] * 3  # warm-up of both, never timed
+        for round_index in range(rounds):
+            pair = [("raw", batch)] * k, [("session", batch)] * k
+            expected += pair[0] + pair[1] if round_index % 2 == 0 else pair[1] + pair[0]
+        assert details[batch]["raw_run"]["runs"] == details[batch]["session_run"]["runs"] == rounds * k
+        assert len(details[batch]["overhead_pct_per_round"]) == rounds
+        assert overhead[batch] == details[batch]["overhead_pct_median"]
+    assert session.log == expected
+
+
+def test_pipeline_times_both_paths_on_the_same_batches_in_alternating_rounds() -> None:
+    session, prepared = _FakeSession(), []
+    images = np.zeros((600, 8, 8, 3), np.uint8)  # 10 batches of 64, the last of 24
+    labels = np.array([0, 1] * 300)
+
+    def prepare(start: int, stop: int) -> np.ndarray:
+        prepared.append((start, stop))
+        return np.zeros((stop - start, 3, 8, 8), np.float32)
+
+    result = measure_pipeline(session, images, labels, prepare=prepare, warmup=2)
+    expected = [("raw", 64), ("predict", 64)] * 2  # warm-up of both, never timed
+    sizes = [min(64, 600 - start) for start in range(0, 600, 64)]
+    rounds = [sizes[i : i + PIPELINE_BATCHES_PER_ROUND] for i in range(0, len(sizes), PIPELINE_BATCHES_PER_ROUND)]
+    for round_index, block in enumerate(rounds):
+        pair = [("raw", n) for n in block], [("predict", n) for n in block]
+        expected += pair[0] + pair[1] if round_index % 2 == 0 else pair[1] + pair[0]
+    assert session.log == expected
+    assert prepared[2:] == [(s, min(s + 64, 600)) for s in range(0, 600, 64)]  # after the warm-up batches
+    assert result["rounds"] == len(result["ratio_per_round"]) == len(rounds)
+    assert result["images"] == 600 and result["warmup_batches"] == 2
+    assert result["accuracy"] == 0.5 and result["top1_agreement_with_raw"] == 1.0
+
+
+def test_cuda_wall_clock_drains_queued_work_then_waits_for_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: events.append("synchronize"))
+    assert cuda_wall_ns(lambda: events.append("call")) >= 0
+    assert events == ["synchronize", "call", "synchronize"]  # warm-up tails excluded, the call's GPU work included

@@ -78,9 +78,17 @@ def test_affine_false_batchnorm_folds_with_custom_stats(model, x):
     with torch.no_grad():
         bn.running_mean.uniform_(-1, 1)
         bn.running_var.uniform_(0.5, 2)
-    folded, report = fold_batchnorm(model)
+    folded, report = fold_batchnorm(model, input_size=tuple(x.shape[1:]))
     assert [e.bn for e in report.folded] == ["1"]
     assert _max_diff(model, folded, x) < 1e-5
+
+
+def test_linear_then_bn1d_without_input_size_is_kept_for_want_of_the_rank():
+    """Linear(10, 20) might see (N, 20, 10): without a shape or a flatten before it, its rank is unknown."""
+    model = nn.Sequential(nn.Linear(10, 20), nn.BatchNorm1d(20))
+    folded, report = fold_batchnorm(model)
+    assert report.folded == [] and "shape unknown: pass input_size" in report.kept[0].reason
+    assert _max_diff(model, folded, torch.randn(6, 10)) == 0.0
 
 
 def test_caller_model_keeps_its_weights_and_train_mode(randomize):

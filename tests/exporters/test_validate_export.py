@@ -138,9 +138,45 @@ def test_diagnose_names_the_first_layer_differing_after_corruption(exported, ran
     _corrupt_initializer(path, conv2_weight)
     assert not validate_export(model, path, images, batch_sizes=(4,), atol=1e-5)
     broken = diagnose_export(model, path, images, atol=1e-5)
-    assert broken.first_mismatch == "4"
+    assert broken.first_mismatch == "4" and not broken.folding_changed_output
     assert "first layer differing by more than 1e-05: 4" in str(broken)
     assert broken.to_dict()["first_mismatch"] == "4"
+    assert broken.to_dict()["message"] == "first layer differing by more than 1e-05: 4"
+    assert clean.to_dict()["message"] == (
+        "every layer of the ONNX file matches torch within 1e-05, and folding BatchNorm did not change the logits"
+    )
+
+
+def test_diagnose_names_the_folding_when_the_fold_math_is_slightly_wrong(exported, randomize, images, monkeypatch):
+    import exporters.fold
+
+    exact = exporters.fold.fold_into_next
+
+    def slightly_wrong(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor, block: int) -> None:
+        exact(layer, scale, shift + 1e-3, block)
+
+    monkeypatch.setattr(exporters.fold, "fold_into_next", slightly_wrong)
+    torch.manual_seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3),
+        nn.BatchNorm2d(6),  # folds backward into 0 (exact)
+        nn.ReLU(),
+        nn.BatchNorm2d(6),  # folds forward into 6 (the wrong math)
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(6 * 7 * 7, 10),
+    )
+    randomize(model, seed=3, positive_scale=True)
+    path = exported(model, classes=10)
+    assert not validate_export(model, path, images, batch_sizes=(4,), atol=1e-5)
+    report = diagnose_export(model, path, images, atol=1e-5)
+    assert not report and report.folding_changed_output and report.fold_max_abs_diff > 1e-5
+    assert report.first_mismatch is None  # the ONNX file is the (wrongly) folded model, layer by layer
+    message = report.to_dict()["message"]
+    assert message.startswith("BatchNorm folding changed the output: folded vs unfolded torch logits differ by ")
+    folds = "folded forward: 3 into 6; backward: 1 into 0"  # forward folds first
+    assert message.endswith(f"; {folds}; the ONNX file matches the folded model layer by layer")
+    assert str(report).splitlines()[0] == message
 
 
 def test_validate_reports_too_large_difference(flat_export, images, tmp_path):

@@ -25,6 +25,20 @@ def test_report_has_versions_providers_and_cpu() -> None:
     assert set(report["thread_env"]) == set(environment.THREAD_ENV_VARS)
 
 
+def test_probe_model_bytes_are_the_onnx_helper_model() -> None:
+    """The provider probe is stored as bytes so the doctor report needs no onnx; they must stay this model."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert onnx.load_from_string(environment._PROBE_MODEL) == model
+    onnx.checker.check_model(onnx.load_from_string(environment._PROBE_MODEL))
+
+
 def test_torch_version_read_without_importing_torch() -> None:
     try:
         expected = importlib.metadata.version("torch")

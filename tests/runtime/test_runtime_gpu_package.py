@@ -19,7 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path.home() / ".cache" / "toolkit-tests" / "ort-gpu-venv"
-PROBE = "import onnxruntime, onnx, numpy; assert 'CUDAExecutionProvider' in onnxruntime.get_available_providers()"
+PROBE = "import onnxruntime, numpy; assert 'CUDAExecutionProvider' in onnxruntime.get_available_providers()"
+# Not pinned to the main venv's onnxruntime (1.32.0): PyPI has no onnxruntime-gpu 1.32.0 (newest: 1.31.1).
+# No onnx either: opening a Session and the doctor report run on onnxruntime + numpy alone.
+INSTALL = ["onnxruntime-gpu", "numpy"]
 SCRIPT = """
 import json, sys
 from runtime import ProviderError, Session, check_environment
@@ -32,7 +35,7 @@ else:
 report = check_environment()
 print("USABLE:", json.dumps(report["providers_usable"]))
 print("PROBLEMS:", json.dumps(report["problems"]))
-print("LOADED:", [m for m in ("torch", "click", "rich", "PIL") if m in sys.modules])
+print("LOADED:", [m for m in ("torch", "click", "rich", "PIL", "onnx", "google.protobuf") if m in sys.modules])
 """
 
 
@@ -48,7 +51,7 @@ def _venv_works() -> bool:
 
 @pytest.fixture(scope="module")
 def gpu_python() -> Iterator[Path]:
-    """Python of a venv with onnxruntime-gpu, numpy and onnx (built once, reused while it works)."""
+    """Python of a venv with onnxruntime-gpu and numpy (built once, reused while it works)."""
     VENV.parent.mkdir(parents=True, exist_ok=True)
     with open(VENV.parent / "ort-gpu-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test runs must not build the same venv twice
@@ -56,7 +59,7 @@ def gpu_python() -> Iterator[Path]:
             shutil.rmtree(VENV, ignore_errors=True)
             subprocess.run([sys.executable, "-m", "venv", VENV], check=True, timeout=300)
             install = subprocess.run(
-                [_python(), "-m", "pip", "install", "--quiet", "onnxruntime-gpu", "numpy", "onnx"],
+                [_python(), "-m", "pip", "install", "--quiet", *INSTALL],
                 capture_output=True,
                 text=True,
                 timeout=900,

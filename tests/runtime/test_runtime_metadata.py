@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
-from runtime import ModelFileError, ModelMetadata, load_metadata
+from runtime import InputError, ModelFileError, ModelMetadata, Session, load_metadata
 
 
 def test_full_metadata_is_parsed(conv_model_path: Path, models: SimpleNamespace) -> None:
@@ -76,3 +77,15 @@ def test_bad_metadata_is_reported(
     path = save_model(models.conv(props=models.props(**override)))
     with pytest.raises(ModelFileError, match=match):
         load_metadata(path)
+
+
+def test_free_height_and_width_leave_input_size_unknown(
+    save_model: Callable[..., Path], models: SimpleNamespace
+) -> None:
+    path = save_model(models.conv(props=models.props(input_size=None), size=("height", "width")))
+    assert load_metadata(path).input_size is None  # graph input [batch, 3, height, width]
+    session = Session(path)
+    assert session._expected == (3, None, None)
+    assert session.run(np.zeros((1, 3, 8, 12), dtype=np.float32)).shape == (1, 10)
+    with pytest.raises(InputError, match=r"has no fixed input size"):
+        session.predict([np.zeros((8, 8, 3), dtype=np.uint8)])

@@ -87,3 +87,14 @@ def test_learns_a_learnable_task():
     result = train(make_config("task2", epochs=4, batch_size=32, optimizer="adam", lr=1e-3,
                                early_stopping=False), _tiny_cifar())
     assert result.metrics["test_accuracy"] > 0.5  # chance is 0.1
+
+
+def test_frozen_backbone_trains_only_the_head_and_keeps_its_batchnorm_statistics():
+    data = _tiny_cifar(n_train=40, n_test=8)
+    cfg = make_config("resnet18", weights="none", freeze_backbone=True, image_size=32, epochs=1, batch_size=16,
+                      lr=1e-3)
+    torch.manual_seed(cfg.seed)
+    before = train_module.build_model(cfg)[0].state_dict()  # same seed: the weights training starts from
+    after = train(cfg, data).model.state_dict()
+    changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
+    assert changed == ["fc.bias", "fc.weight"]  # running_mean/var of every backbone BN untouched too

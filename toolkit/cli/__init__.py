@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -16,8 +17,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped into a file or `tee`, rich would wrap every table at 80 columns; keep the bench table on one line per row.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -40,15 +43,39 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         debug = click.get_current_context().find_root().params.get("debug", False)
         try:
             return func(*args, **kwargs)
+        except click.ClickException:
+            raise  # usage errors: click prints them with the command's usage line
         except _known_errors() as exc:
             if debug:
                 raise
-            text = str(exc.args[0]) if exc.args else str(exc)  # KeyError's str() adds quotes
-            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-            err_console.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)
-            sys.exit(1)
+            _fail(_first_line(exc))
+        except Exception as exc:  # a bug or an OS error: still one line, the traceback under --debug
+            if debug:
+                raise
+            _fail(f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for the traceback)")
 
     return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if exc.args else str(exc)  # KeyError's str() adds quotes
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    sys.exit(1)
+
+
+def parse_sizes(text: str, example: str = "1,7,64") -> tuple[int, ...]:
+    """Comma-separated positive batch sizes, or a click usage error that shows an example."""
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like {example}, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"expected positive batch sizes like {example}, got {text!r}")
+    return sizes
 
 
 @click.group()

@@ -32,13 +32,15 @@ def _sizes(text: str) -> tuple[int, ...]:
 @click.option("--time-budget", type=float, help="Seconds per engine and batch size instead of --runs.")
 @click.option("--threads", type=int, help="Intra-op threads for both engines [default: all cores].")
 @click.option("--images", type=int, help="Test images for the accuracy side [default: all 10,000].")
-@click.option("--no-memory", is_flag=True, help="Skip the per-engine peak-memory child processes.")
+@click.option("--no-memory", is_flag=True, help="Skip the per-scenario peak-memory child processes.")
+@click.option("--image", type=click.Path(path_type=Path),
+              help="Photo the edge memory scenario classifies [default: images/cat.jpg beside the data].")
 @click.option("--data", type=click.Path(path_type=Path), help="CIFAR-10 location.")
 @click.option("--compare", nargs=2, type=click.Path(path_type=Path), help="Print ratios between two records A B.")
 @handle_errors
 def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_path: Path | None,
           plot_path: Path | None, batch_sizes: str, runs: int, warmup: int, time_budget: float | None,
-          threads: int | None, images: int | None, no_memory: bool, data: Path | None,
+          threads: int | None, images: int | None, no_memory: bool, image: Path | None, data: Path | None,
           compare: tuple[Path, Path] | None) -> None:
     """Compare torch and ONNX Runtime: accuracy on the test set, latency, throughput, memory."""
     from benchmarks import compare_records, format_comparison, plot_record, read_record, write_record
@@ -46,12 +48,16 @@ def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_
     if compare:
         a, b = compare
         console.print(format_comparison(compare_records(read_record(a), read_record(b)),
-                                        a_label=a.name, b_label=b.name), highlight=False, markup=False)
+                                        a_label=a.name, b_label=b.name), highlight=False, markup=False,
+                      soft_wrap=True)  # aligned columns: never re-wrapped at the terminal width
         return
     if checkpoint is None or model_path is None:
         raise click.UsageError("expected CHECKPOINT and MODEL.onnx (or --compare A.json B.json)")
-    from toolkit.benchmark import bench_checkpoint
+    from toolkit.benchmark import bench_checkpoint, check_output_path
 
+    for option, path in (("--json", json_path), ("--plot", plot_path)):
+        if path is not None:
+            check_output_path(path, option)  # before a benchmark that may take minutes
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("benchmark", total=None)
@@ -62,6 +68,7 @@ def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_
         result = bench_checkpoint(
             checkpoint, model_path, provider=provider, data=data, batch_sizes=_sizes(batch_sizes), runs=runs,
             warmup=warmup, time_budget_s=time_budget, threads=threads, images=images, memory=not no_memory,
+            image=image,
             on_estimate=lambda s: console.print(f"estimated time: about {s:.0f} s"), on_progress=on_progress)
     _print_result(result)
     if json_path:

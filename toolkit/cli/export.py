@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from toolkit.cli import cli, console, handle_errors
+from toolkit.cli import cli, console, handle_errors, parse_sizes
 
 
 @cli.command()
@@ -26,7 +26,7 @@ def export(checkpoint: Path, output: Path | None, opset: int, data: Path | None,
     """Fold BatchNorms, export to ONNX and prove on real images that ONNX computes what torch computes."""
     from toolkit.deploy import export_checkpoint
 
-    sizes = tuple(int(s) for s in batch_sizes.split(",") if s.strip())
+    sizes = parse_sizes(batch_sizes)
     outcome = export_checkpoint(checkpoint, output, opset=opset, data=data, images=images,
                                 batch_sizes=sizes, atol=atol, diagnose=diagnose)
     r = outcome.report
@@ -44,7 +44,8 @@ def export(checkpoint: Path, output: Path | None, opset: int, data: Path | None,
                   f"max |diff| {r['max_abs_diff']:.2e} (tolerance {r['atol']:g}), "
                   f"top-1 agreement {r['top1_agreement']:.4f}")
     if "diagnosis" in r:
-        console.print(f"diagnosis: {r['diagnosis'].get('message', r['diagnosis'])}")
+        diagnosis = r["diagnosis"]
+        console.print(f"diagnosis: {diagnosis.get('message') or diagnosis.get('first_mismatch') or 'no layer differs'}")
     if not outcome.passed:
         for failure in r.get("failures", []):
             console.print(f"[red]- {failure}[/]")

@@ -97,3 +97,23 @@ def plot(run_dirs: tuple[Path, ...], output: Path, labels: tuple[str, ...], titl
     names = list(labels) + [d.name for d in run_dirs[len(labels):]]
     plot_training([(n, load_run(d)) for n, d in zip(names, run_dirs)], output, title=title)
     console.print(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(path_type=Path))
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--layer", required=True, help="Torch module path recorded at export, e.g. conv1 or layer4.1.conv2.")
+@click.option("--filters", "filters_text", help="Channels to draw: 14,26,32,49,52 or a range 0-9 [default: 0-9].")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file.")
+@handle_errors
+def activations(model_path: Path, image: Path, layer: str, filters_text: str | None, output: Path) -> None:
+    """Activation maps of one layer for a photo; for the first convolution with its filters on top."""
+    from toolkit.activations import draw_activations, parse_filters
+
+    filters = parse_filters(filters_text) if filters_text is not None else None
+    maps = draw_activations(model_path, image, layer, filters, output)
+    kind = "activations"
+    if maps.weights is not None:
+        kind = f"filter weights{' (BatchNorm folded in)' if maps.bn_folded else ''} and activations"
+    console.print(f"wrote {maps.path}: {kind} of {maps.layer} (tensor {maps.tensor}, {maps.channels} channels), "
+                  f"filters {', '.join(map(str, maps.filters))}")
