@@ -63,17 +63,19 @@ def predict(model_path: Path, images: tuple[Path, ...], provider: str, top: int)
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path), help="Also write the table as Markdown.")
+@click.option("--study/--no-study", default=True, show_default=True,
+              help="Show the study's reported numbers beside the first run of each model.")
 @handle_errors
-def report(run_dirs: tuple[Path, ...], markdown_path: Path | None) -> None:
-    """Training loss and train / validation / test accuracy per run (Table 4)."""
+def report(run_dirs: tuple[Path, ...], markdown_path: Path | None, study: bool) -> None:
+    """Training loss and train / validation / test accuracy per run (Table 4), beside the study's."""
     from toolkit.fileio import write_atomic
     from toolkit.report import COLUMNS, report_rows, to_markdown
     from toolkit.runs import load_run
 
-    rows = report_rows([(d.name, load_run(d)) for d in run_dirs])
+    rows = report_rows([(d.name, load_run(d)) for d in run_dirs], study=study)
     table = Table(title="Results")
     for col in COLUMNS:
-        table.add_column(col, justify="left" if col in ("run", "model") else "right")
+        table.add_column(col, justify="left" if col in ("run", "model", "setup") else "right")
     for row in rows:
         table.add_row(*row)
     console.print(table)

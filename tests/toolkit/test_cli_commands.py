@@ -1,0 +1,238 @@
+"""The CLI commands around a run: report, plot, doctor, export errors, train option errors, bench --compare."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checkpoint_builders import net1_with_running_stats, save_net1_checkpoint  # on sys.path under pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+
+import toolkit.deploy as deploy
+from runtime import check_environment, environment
+from toolkit.cli import cli
+from toolkit.config import make_config
+
+
+def _run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "160"})
+
+
+def _lines(result: Result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.strip()]
+
+
+def _one_line_error(result: Result) -> str:
+    """The single 'error: ...' line of a failed command (and nothing else, no traceback)."""
+    assert result.exit_code == 1, result.output
+    lines = _lines(result)
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def _write_run(path: Path, model: str, epochs: int, train_loss: float, accuracies: tuple[float, float, float]) -> Path:
+    history = [{"epoch": e, "lr": 0.05, "train_loss": train_loss + (epochs - e) * 0.3, "train_accuracy": 0.3 + 0.1 * e,
+                "val_loss": train_loss + 0.2 + (epochs - e) * 0.25, "val_accuracy": 0.25 + 0.1 * e, "seconds": 1.0}
+               for e in range(1, epochs + 1)]
+    train_acc, val_acc, test_acc = accuracies
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps({
+        "model": model, "epochs_run": epochs, "best_epoch": epochs, "train_loss": train_loss,
+        "train_accuracy": train_acc, "val_loss": 1.0, "val_accuracy": val_acc, "test_loss": 1.1,
+        "test_accuracy": test_acc, "history": history, "config": make_config(model, epochs=epochs).to_dict()}))
+    return path
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> tuple[Path, Path]:
+    return (_write_run(tmp_path / "task2-run", "task2", 3, 1.23456, (0.61234, 0.55556, 0.54321)),
+            _write_run(tmp_path / "net1-run", "net1", 5, 0.87654, (0.81111, 0.70001, 0.69996)))
+
+
+def _markdown_rows(text: str) -> dict[str, dict[str, str]]:
+    """run name -> {column: cell} of a Markdown table."""
+    lines = [line.strip().strip("|").split("|") for line in text.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0]]
+    return {cells[0].strip(): dict(zip(header, (c.strip() for c in cells))) for cells in lines[2:]}
+
+
+def test_report_prints_and_writes_the_table(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    markdown = tmp_path / "docs" / "results.md"
+    markdown.parent.mkdir()
+    result = _run("report", *two_runs, "--markdown", markdown)
+    assert result.exit_code == 0, result.output
+    expected = {
+        "task2-run": {"model": "task2", "epochs": "3", "train loss": "1.2346", "train acc": "0.6123",
+                      "val acc": "0.5556", "test acc": "0.5432"},
+        "net1-run": {"model": "net1", "epochs": "5", "train loss": "0.8765", "train acc": "0.8111",
+                     "val acc": "0.7000", "test acc": "0.7000"},
+    }
+    rows = _markdown_rows(markdown.read_text())
+    assert list(rows)[:1] == ["task2-run"] and "net1-run" in rows  # one row per run, in the order given
+    for run, cells in expected.items():
+        assert {k: rows[run][k] for k in cells} == cells, run
+    # the terminal table (and the Markdown echoed after it): the same rounded numbers on each run's row
+    for run, cells in expected.items():
+        (row,) = [line for line in result.output.splitlines() if line.startswith(f"│ {run} ")]
+        numbers = [cells[k] for k in ("train loss", "train acc", "val acc", "test acc")]
+        assert [t for t in row.replace("│", " ").split() if t in numbers] == numbers, row
+        assert _markdown_rows(result.output[result.output.index("| run "):])[run] == rows[run]
+
+
+def test_report_of_an_incomplete_run_is_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "half"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"model": "task2", "epochs_run": 1}))
+    line = _one_line_error(_run("report", run))
+    assert "lacks train_loss, train_accuracy, val_accuracy, test_accuracy, history" in line
+    line = _one_line_error(_run("plot", run, "-o", tmp_path / "x.png"))
+    assert "lacks train_loss" in line and not (tmp_path / "x.png").exists()
+
+
+def test_plot_writes_a_png(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "figures" / "curves.png"
+    out.parent.mkdir()
+    result = _run("plot", *two_runs, "--label", "Task 2 CNN", "--title", "Figure 1", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output.replace("\n", "")
+    assert out.stat().st_size > 20_000  # two panels with curves, legends, labels
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > 800 and image.height > 300
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 50  # not a blank canvas
+    assert [p.name for p in out.parent.iterdir()] == ["curves.png"]  # written atomically, nothing left over
+
+
+def test_doctor_reports_versions_and_providers() -> None:
+    import onnx
+    import onnxruntime as ort
+
+    result = _run("doctor")
+    env = check_environment()
+    assert result.exit_code == (1 if env["problems"] else 0), result.output
+    text = result.output
+    for key in ("torch", "onnx", "onnxruntime", "providers_available", "providers_usable"):
+        assert any(line.strip("│ ").startswith(key) for line in text.splitlines()), key
+    assert ort.__version__ in text and onnx.__version__ in text and env["torch"] in text
+    assert "CPUExecutionProvider" in text
+
+
+def test_doctor_exit_code_follows_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(environment, "installed_onnxruntime_distributions", lambda: {"onnxruntime": "1.20.0"})
+    monkeypatch.setattr(environment, "usable_providers", lambda available: (list(available), {}))
+    clean = _run("doctor")
+    assert clean.exit_code == 0 and "no problems found" in clean.output, clean.output
+
+    both = {"onnxruntime": "1.20.0", "onnxruntime-gpu": "1.20.1"}
+    monkeypatch.setattr(environment, "installed_onnxruntime_distributions", lambda: both)
+    result = _run("doctor")
+    assert result.exit_code == 1, result.output
+    (problem,) = [line for line in result.output.splitlines() if line.startswith("problem:")]
+    assert "both onnxruntime 1.20.0 and onnxruntime-gpu 1.20.1 are installed" in problem
+    assert "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu" in problem
+    assert "no problems found" not in result.output
+
+
+def test_export_of_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.pt"
+    bogus.write_text("these are notes, not weights\n")
+    line = _one_line_error(_run("export", "--onnx", bogus, "-o", tmp_path / "m.onnx"))
+    assert f"{bogus} (29 bytes) is not a toolkit checkpoint" in line and "'toolkit train'" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]  # no ONNX file, no report
+
+    proc = subprocess.run([sys.executable, "-m", "toolkit", "--debug", "export", "--onnx", str(bogus)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback (most recent call last)" in proc.stderr and "CheckpointError" in proc.stderr
+
+
+def test_export_with_failing_validation_exits_1_and_keeps_the_report(cifar, monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    monkeypatch.setattr(deploy, "load_cifar10", lambda data=None: cifar)  # the real images, read once per session
+    ckpt = save_net1_checkpoint(tmp_path / "checkpoint.pt", net1_with_running_stats())
+    result = _run("export", "--onnx", ckpt, "--images", "16", "--batch-sizes", "1,4", "--atol", "1e-12")
+    assert result.exit_code == 1, result.output
+    assert "validation FAIL" in result.output and "features.2" in result.output  # the BatchNorm table
+    report = json.loads((tmp_path / "net1.json").read_text())  # default: beside the checkpoint
+    assert report["passed"] is False and report["failures"]
+    assert all(f"- {f}" in result.output.replace("\n", "") for f in report["failures"][:1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--dropout", "1.5"), "dropout must be in [0, 1), got 1.5"),
+    (("--model", "vgg"), "unknown model 'vgg': expected one of net1, net2, resnet18, task2"),
+    (("--epochs", "0"), "epochs must be at least 1, got 0"),
+])
+def test_train_with_a_bad_value_names_the_valid_ones(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    # --data points nowhere: the option must be refused before any data is looked for (or downloaded)
+    line = _one_line_error(_run("train", *args, "--out", tmp_path / "run", "--data", tmp_path / "no-data"))
+    assert message in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_with_an_unknown_choice_is_a_usage_error(tmp_path: Path) -> None:
+    result = _run("train", "--optimizer", "rmsprop", "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert "'rmsprop' is not one of 'sgd', 'adam'" in result.output and "Traceback" not in result.output
+
+
+def _record(onnx_p50: float, onnx_memory: float | None) -> dict[str, Any]:
+    """A minimal benchmark record with every required section."""
+    stats = lambda p50: {"p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5, "mean": p50, "std": 0.1, "runs": 5}  # noqa: E731
+    return {
+        "schema_version": 1, "provider_requested": "cpu", "providers_active": ["CPUExecutionProvider"],
+        "accuracy": {"torch": 0.7, "onnx": 0.7, "top1_agreement": 1.0},
+        "latency_ms": {"torch": {"1": stats(2.0)}, "onnx": {"1": stats(onnx_p50)}},
+        "throughput_ips": {"onnx": {"1": 1000.0 / onnx_p50}}, "first_run_ms": {"onnx": 3.0},
+        "session_create_ms": 10.0, "memory_mb": {"torch": None, "onnx": onnx_memory}, "macs_per_image": 28_803_712,
+        "gflops": {}, "peak_probe": {"gflops": 100.0}, "fraction_of_peak": {}, "runtime_overhead_pct": {},
+        "pipeline": {}, "threads": 2, "settings": {}, "environment": {}, "model": {}, "command_line": "toolkit bench",
+        "created": "2024-01-01T00:00:00+00:00",
+    }
+
+
+def test_bench_compare_prints_ratios(tmp_path: Path) -> None:
+    # long file names: the aligned columns must stay on one line each, whatever the terminal width
+    a = tmp_path / ("laptop-before-the-thread-change-" * 2 + "a.json")
+    b = tmp_path / ("laptop-after-the-thread-change-" * 2 + "b.json")
+    a.write_text(json.dumps(_record(1.0, 120.0)))
+    b.write_text(json.dumps(_record(0.5, 300.0)))
+    result = CliRunner().invoke(cli, ["bench", "--compare", str(a), str(b)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines() if line.strip()}
+    assert rows["metric"] == [a.name, b.name, f"{b.name}/{a.name}"]
+    assert rows["latency_ms.onnx.1.p50"] == ["1", "0.5", "0.500"]
+    assert rows["latency_ms.torch.1.p50"] == ["2", "2", "1.000"]
+    assert rows["memory_mb.onnx"] == ["120", "300", "2.500"]
+    assert rows["memory_mb.torch"] == ["-", "-", "-"]  # not measured in either record
+    assert rows["macs_per_image"] == ["2.880e+07", "2.880e+07", "1.000"]
+    assert all(len(cells) == 3 for metric, cells in rows.items() if not metric.startswith("-"))
+
+
+def test_bench_compare_refuses_a_file_that_is_not_a_record(tmp_path: Path) -> None:
+    good, bad = tmp_path / "a.json", tmp_path / "b.json"
+    good.write_text(json.dumps(_record(1.0, None)))
+    bad.write_text(json.dumps({"schema_version": 1, "accuracy": {}}))
+    line = _one_line_error(_run("bench", "--compare", good, bad))
+    assert "benchmark record is missing provider_requested" in line
+
+
+def test_report_puts_the_study_beside_the_first_run_of_each_model(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    markdown = tmp_path / "results.md"
+    result = _run("report", *two_runs, two_runs[0], "--markdown", markdown)
+    assert result.exit_code == 0, result.output
+    rows = _markdown_rows(markdown.read_text())
+    assert list(rows) == ["task2-run", "study: task2", "net1-run", "study: net1"]  # the repeated run adds none
+    assert {k: rows["study: task2"][k] for k in ("train acc", "val acc", "test acc")} == {
+        "train acc": "0.8725", "val acc": "0.7318", "test acc": "0.7361"}
+    assert rows["study: task2"]["train loss"] == "-"  # the study did not report it
+    assert rows["net1-run"]["setup"] == "SGD 0.05 x0.1/4 epochs, batch 64, early stopping"
+    plain = tmp_path / "plain.md"
+    assert _run("report", *two_runs, "--no-study", "--markdown", plain).exit_code == 0
+    assert list(_markdown_rows(plain.read_text())) == ["task2-run", "net1-run"]
