@@ -47,7 +47,7 @@ class ExportResult:
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready summary: every BatchNorm folded (into what) or kept (why), in forward order."""
         return {
-            "onnx": str(self.path),
+            "path": str(self.path),
             "opset": self.opset,
             "batchnorm_folded": len(self.fold_report.folded),
             "batchnorm_kept": len(self.fold_report.kept),

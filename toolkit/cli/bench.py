@@ -7,17 +7,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from toolkit.cli import cli, console, handle_errors
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers like 1,8,64,256, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"expected positive batch sizes, got {text!r}")
-    return sizes
+from toolkit.cli import cli, console, handle_errors, parse_sizes
 
 
 @cli.command()
@@ -66,7 +56,7 @@ def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_
             progress.update(task, description=message, completed=done, total=total)
 
         result = bench_checkpoint(
-            checkpoint, model_path, provider=provider, data=data, batch_sizes=_sizes(batch_sizes), runs=runs,
+            checkpoint, model_path, provider=provider, data=data, batch_sizes=parse_sizes(batch_sizes, example="1,8,64,256"), runs=runs,
             warmup=warmup, time_budget_s=time_budget, threads=threads, images=images, memory=not no_memory,
             image=image,
             on_estimate=lambda s: console.print(f"estimated time: about {s:.0f} s"), on_progress=on_progress)
