@@ -71,7 +71,12 @@ DATA_IMAGES ?= $${TOOLKIT_DATA:-../shared/data}/images
 docs/results.md: $(foreach r,$(RESULT_RUNS),$(RUNS)/$(r)/model.onnx)
 	$(TOOLKIT) report $(foreach r,$(RESULT_RUNS),$(RUNS)/$(r)) --markdown $@
 
-results: docs/results.md $(FIGURES) docs/bench/task2.json docs/bench/net2.json docs/bench/net2-bn-before-relu.json docs/bench/resnet18-cpu.json
+BENCH_RECORDS := docs/bench/task2.json docs/bench/net2.json docs/bench/net2-bn-before-relu.json docs/bench/resnet18-cpu.json
+
+docs/bench/summary.md: $(BENCH_RECORDS)
+	$(TOOLKIT) bench-summary $^ --markdown $@
+
+results: docs/results.md $(FIGURES) docs/bench/summary.md
 
 .SECONDARY:
 .DELETE_ON_ERROR:

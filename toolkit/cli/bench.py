@@ -81,3 +81,28 @@ def _print_result(result) -> None:  # type: ignore[no-untyped-def]
     for label, value in result.summary_rows():
         summary.add_row(label, value)
     console.print(summary)
+
+
+@cli.command("bench-summary")
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path), help="Also write both tables as Markdown.")
+@handle_errors
+def bench_summary(records: tuple[Path, ...], markdown_path: Path | None) -> None:
+    """Benchmark records (from `toolkit bench --json`) side by side: latency per batch size, facts per record."""
+    from benchmarks import read_record
+    from benchmarks.summary import FACT_COLUMNS, LATENCY_COLUMNS, fact_rows, latency_rows, to_markdown
+    from toolkit.fileio import write_atomic
+
+    loaded = [(path.stem, read_record(path)) for path in records]
+    tables = [("Latency and throughput", LATENCY_COLUMNS, latency_rows(loaded)),
+              ("Accuracy, memory, overhead", FACT_COLUMNS, fact_rows(loaded))]
+    for title, columns, rows in tables:
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("record", "model") else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    if markdown_path:
+        text = "\n".join(to_markdown(columns, rows) for _, columns, rows in tables)
+        console.print(f"wrote {write_atomic(markdown_path, lambda f: f.write(text.encode()))}")
