@@ -33,10 +33,10 @@ test-fast: $(STAMP)
 RUNS := runs
 TOOLKIT := $(BIN)/toolkit
 RESNET_CPU := --weights none --image-size 64 --lr 1e-3 --batch-size 64 --epochs 10 --augment --step-size 4 --gamma 0.3 --patience 3
-RESULT_RUNS := task2 task2-torch-init net1 net1-no-bn net2 net2-bn-before-relu resnet18-cpu
+RESULT_RUNS := task2 task2-he-init net1 net1-no-bn net2 net2-bn-before-relu resnet18-cpu
 
 train_args_task2 := --model task2
-train_args_task2-torch-init := --model task2 --init torch
+train_args_task2-he-init := --model task2 --init he
 train_args_net1 := --model net1
 train_args_net1-no-bn := --model net1 --no-batchnorm
 train_args_net2 := --model net2

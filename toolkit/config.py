@@ -9,7 +9,7 @@ from toolkit.errors import ConfigError
 from toolkit.models import get_model_spec
 
 OPTIMIZERS = ("sgd", "adam")
-INITS = ("kaiming", "xavier", "normal", "torch")
+INITS = ("kaiming", "he", "xavier", "normal")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class TrainConfig:
     val_fraction: float = 0.1            # share of the training set held out for validation
     seed: int = 0
     augment: bool = False                # random crop (pad 4) + horizontal flip, training part only
-    init: str = "kaiming"                # kaiming (He normal) | xavier | normal | torch (its built-in default)
+    init: str = "kaiming"                # kaiming (torch's default) | he | xavier | normal, see train.init_weights
     activation: str = "relu"
     batchnorm: bool | None = None        # None: the model's own default
     bn_before_relu: bool = False

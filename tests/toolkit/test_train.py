@@ -100,11 +100,11 @@ def test_frozen_backbone_trains_only_the_head_and_keeps_its_batchnorm_statistics
     assert changed == ["fc.bias", "fc.weight"]  # running_mean/var of every backbone BN untouched too
 
 
-@pytest.mark.parametrize("scheme, conv0_std", [("kaiming", (2 / 75) ** 0.5), ("normal", 0.05),
-                                               ("xavier", (2 / (75 + 800)) ** 0.5), ("torch", (1 / 225) ** 0.5)])
+@pytest.mark.parametrize("scheme, conv0_std", [("he", (2 / 75) ** 0.5), ("normal", 0.05),
+                                               ("xavier", (2 / (75 + 800)) ** 0.5), ("kaiming", (1 / 225) ** 0.5)])
 def test_init_schemes_set_the_weight_scale_they_name(scheme, conv0_std):
     model, _ = train_module.build_model(make_config("task2", init=scheme))
     conv = model.features[0]  # Conv(3 -> 32, 5x5): fan_in 75, fan_out 800
     assert abs(conv.weight.std().item() - conv0_std) < 0.1 * conv0_std
-    if scheme != "torch":
+    if scheme != "kaiming":
         assert torch.count_nonzero(conv.bias) == 0

@@ -44,8 +44,8 @@ def _progress_callback(progress: Progress):  # type: ignore[no-untyped-def]
 @click.option("--patience", type=int, help="Epochs without validation-loss improvement before stopping.")
 @click.option("--weight-decay", type=float, help="L2 regularization.")
 @click.option("--dropout", type=float, help="Dropout before the last Dense layer.")
-@click.option("--init", type=click.Choice(["kaiming", "xavier", "normal", "torch"]),
-              help="Weight init: kaiming (He normal, default), xavier, normal (std 0.05), torch (its default).")
+@click.option("--init", type=click.Choice(["kaiming", "he", "xavier", "normal"]),
+              help="Weight init: kaiming (torch's default), he (He normal), xavier, normal (std 0.05).")
 @click.option("--activation", type=click.Choice(["relu", "elu", "leaky_relu", "sigmoid", "tanh"]))
 @click.option("--no-batchnorm", is_flag=True, help="Build net1/net2 without BatchNorm.")
 @click.option("--bn-before-relu", is_flag=True, help="Conv -> BatchNorm -> ReLU (every BatchNorm folds).")
