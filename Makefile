@@ -41,6 +41,7 @@ train_args_net1 := --model net1
 train_args_net1-no-bn := --model net1 --no-batchnorm
 train_args_net2 := --model net2
 train_args_net2-bn-before-relu := --model net2 --bn-before-relu
+train_args_net2-augment := --model net2 --augment
 train_args_resnet18-cpu := --model resnet18 $(RESNET_CPU)
 
 $(RUNS)/%/checkpoint.pt: | $(STAMP)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-COLUMNS = ("run", "model", "setup", "epochs", "train loss", "train acc", "val acc", "test acc")
+COLUMNS = ("run", "model", "setup", "epochs", "train loss", "train acc", "val acc", "test acc",
+           "ONNX max diff", "ONNX top-1 agree", "BN folded/kept")
 
 # The study's reported results (its Tables 2-4 and the transfer-learning section), per registry model.
 STUDY_RESULTS: dict[str, dict[str, Any]] = {
@@ -45,21 +46,37 @@ def describe_setup(config: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def report_rows(runs: Sequence[tuple[str, dict[str, Any]]], *, study: bool = False) -> list[tuple[str, ...]]:
-    """One row of formatted numbers per (label, metrics.json content); with ``study`` the study's row
-    follows the first run of each model it reports on."""
+def report_rows(runs: Sequence[tuple[str, dict[str, Any]]], *, study: bool = False,
+                exports: Sequence[dict[str, Any] | None] | None = None) -> list[tuple[str, ...]]:
+    """One row of formatted numbers per (label, metrics.json content), with the run's export validation
+    (``exports``: its model.json, or None when not exported); with ``study`` the study's row follows the
+    first run of each model it reports on."""
     rows, shown = [], set()
-    for label, m in runs:
+    exports = list(exports) if exports is not None else [None] * len(runs)
+    for (label, m), export in zip(runs, exports):
         rows.append((label, str(m.get("model", "?")), describe_setup(m.get("config", {})),
                      str(m.get("epochs_run", "?")), _fmt(m.get("train_loss")), _fmt(m.get("train_accuracy")),
-                     _fmt(m.get("val_accuracy")), _fmt(m.get("test_accuracy"))))
+                     _fmt(m.get("val_accuracy")), _fmt(m.get("test_accuracy")), *_export_cells(export)))
         name = m.get("model")
         if study and name in STUDY_RESULTS and name not in shown:
             shown.add(name)
             s = STUDY_RESULTS[name]
             rows.append((f"study: {name}", str(name), s["setup"], "", _fmt(s.get("train_loss")),
-                         _fmt(s.get("train_accuracy")), _fmt(s.get("val_accuracy")), _fmt(s.get("test_accuracy"))))
+                         _fmt(s.get("train_accuracy")), _fmt(s.get("val_accuracy")), _fmt(s.get("test_accuracy")),
+                         "", "", ""))
     return rows
+
+
+def _export_cells(export: dict[str, Any] | None) -> tuple[str, str, str]:
+    """Max logit difference, top-1 agreement and BatchNorms folded/kept of an export report."""
+    if export is None:
+        return "-", "-", "-"
+    diff = export.get("max_abs_diff")
+    agree = export.get("top1_agreement")
+    verdict = "" if export.get("passed", True) else " FAIL"
+    return (f"{diff:.1e}{verdict}" if isinstance(diff, (int, float)) else "?",
+            f"{agree:.4f}" if isinstance(agree, (int, float)) else "?",
+            f"{export.get('batchnorm_folded', '?')}/{export.get('batchnorm_kept', '?')}")
 
 
 def _num(value: Any) -> str:

@@ -56,3 +56,19 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise ToolkitError(f"{path} lacks {', '.join(missing)}: expected the metrics.json of 'toolkit train'; "
                            "re-run it")
     return metrics
+
+
+def load_export_report(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The export report (``model.json``, written by ``toolkit export --onnx`` beside ``model.onnx``) of a run
+    directory, or None when the run was not exported there."""
+    path = Path(run_dir) / "model.json"
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ToolkitError(f"{path} is not valid JSON ({exc}); re-run 'toolkit export --onnx'") from None
+    if not isinstance(report, dict) or "max_abs_diff" not in report:
+        raise ToolkitError(f"{path} is not an export report: expected the JSON 'toolkit export --onnx' writes; "
+                           "re-run it")
+    return report

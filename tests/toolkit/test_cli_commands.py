@@ -236,3 +236,22 @@ def test_report_puts_the_study_beside_the_first_run_of_each_model(two_runs: tupl
     plain = tmp_path / "plain.md"
     assert _run("report", *two_runs, "--no-study", "--markdown", plain).exit_code == 0
     assert list(_markdown_rows(plain.read_text())) == ["task2-run", "net1-run"]
+
+
+def test_report_shows_the_onnx_validation_of_exported_runs(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    task2_run, net1_run = two_runs
+    (net1_run / "model.json").write_text(json.dumps({
+        "max_abs_diff": 5.25e-6, "top1_agreement": 1.0, "passed": True, "batchnorm_folded": 2, "batchnorm_kept": 2}))
+    markdown = tmp_path / "results.md"
+    assert _run("report", task2_run, net1_run, "--no-study", "--markdown", markdown).exit_code == 0
+    rows = _markdown_rows(markdown.read_text())
+    assert {k: rows["net1-run"][k] for k in ("ONNX max diff", "ONNX top-1 agree", "BN folded/kept")} == {
+        "ONNX max diff": "5.2e-06", "ONNX top-1 agree": "1.0000", "BN folded/kept": "2/2"}
+    assert rows["task2-run"]["ONNX max diff"] == "-"  # not exported into its run folder
+    (net1_run / "model.json").write_text(json.dumps({**json.loads((net1_run / "model.json").read_text()),
+                                                    "passed": False, "max_abs_diff": 0.5}))
+    assert _run("report", net1_run, "--markdown", markdown).exit_code == 0
+    assert _markdown_rows(markdown.read_text())["net1-run"]["ONNX max diff"] == "5.0e-01 FAIL"
+    (net1_run / "model.json").write_text("{not json")
+    line = _one_line_error(_run("report", net1_run))
+    assert "model.json is not valid JSON" in line and "toolkit export --onnx" in line

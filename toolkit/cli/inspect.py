@@ -67,12 +67,14 @@ def predict(model_path: Path, images: tuple[Path, ...], provider: str, top: int)
               help="Show the study's reported numbers beside the first run of each model.")
 @handle_errors
 def report(run_dirs: tuple[Path, ...], markdown_path: Path | None, study: bool) -> None:
-    """Training loss and train / validation / test accuracy per run (Table 4), beside the study's."""
+    """Training loss and train / validation / test accuracy per run (Table 4), beside the study's, with the
+    ONNX validation of each run exported to RUN_DIR/model.onnx."""
     from toolkit.fileio import write_atomic
     from toolkit.report import COLUMNS, report_rows, to_markdown
-    from toolkit.runs import load_run
+    from toolkit.runs import load_export_report, load_run
 
-    rows = report_rows([(d.name, load_run(d)) for d in run_dirs], study=study)
+    rows = report_rows([(d.name, load_run(d)) for d in run_dirs], study=study,
+                       exports=[load_export_report(d) for d in run_dirs])
     table = Table(title="Results")
     for col in COLUMNS:
         table.add_column(col, justify="left" if col in ("run", "model", "setup") else "right")
