@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmarks.record import BenchResult, check_record
+from benchmarks.record import BenchResult, check_record, write_atomic
 
 __all__ = ["plot_record"]
 
@@ -53,14 +52,4 @@ def plot_record(record: dict[str, Any] | BenchResult, path: str | os.PathLike[st
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     figure.suptitle(_title(data), fontsize=9)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
-    os.close(fd)
-    try:
-        figure.savefig(temp, format="png", dpi=110)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomic(path, lambda f: figure.savefig(f, format="png", dpi=110))

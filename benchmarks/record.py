@@ -8,7 +8,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 from benchmarks.errors import RecordError
 from benchmarks.peak import PeakProbe
@@ -186,11 +186,18 @@ def write_record(path: str | os.PathLike[str], result: BenchResult | dict[str, A
     target = Path(path)
     record = check_record(result.to_dict() if isinstance(result, BenchResult) else _finite(result))
     text = json.dumps(record, indent=2, allow_nan=False) + "\n"
+    return write_atomic(target, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``: a reader never
+    sees half a file. (The toolkit has its own; benchmarks does not import the toolkit.)"""
+    target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)

@@ -15,6 +15,7 @@ from torch import nn
 
 from exporters import ExportError, FoldError, export_onnx, fold_batchnorm
 from runtime import Session
+from tiny_models import conv_bn_mlp  # on sys.path under pytest
 
 
 def _ort_logits(path: Path, x: torch.Tensor) -> np.ndarray:
@@ -38,15 +39,7 @@ def _op_types(path: Path) -> list[str]:
 @pytest.mark.parametrize("conv_bias", [True, False])
 def test_folded_export_has_no_batchnorm_and_matches_torch(tmp_path, randomize, make_metadata, conv_bias):
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, bias=conv_bias),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(8 * 6 * 6, 16),
-        nn.BatchNorm1d(16),
-        nn.Linear(16, 4),
-    )
+    model = conv_bn_mlp(conv_bias)
     randomize(model)
     result = export_onnx(model, tmp_path / "m.onnx", input_size=(3, 8, 8), metadata=make_metadata(4))
     assert result.batchnorm_nodes == 0 and "BatchNormalization" not in _op_types(result.path)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from exporters import FoldError, fold_batchnorm
+from tiny_models import conv_bn_mlp, network1  # on sys.path under pytest
 
 
 def _max_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
@@ -25,15 +26,7 @@ def _bn_count(model: nn.Module) -> int:
 @pytest.mark.parametrize("conv_bias", [True, False])
 def test_conv_bn_relu_flatten_linear_bn1d_linear_folds_exactly(randomize, conv_bias):
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, bias=conv_bias),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(8 * 6 * 6, 16),
-        nn.BatchNorm1d(16),
-        nn.Linear(16, 4),
-    )
+    model = conv_bn_mlp(conv_bias)
     randomize(model)
     folded, report = fold_batchnorm(model)
     assert [(e.bn, e.into, e.direction) for e in report.folded] == [("1", "0", "backward"), ("5", "4", "backward")]
@@ -106,25 +99,9 @@ def test_batchnorm_without_running_stats_raises_fold_error_naming_it():
         fold_batchnorm(model)
 
 
-def _network1(blocks: int = 2) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    channels = [3, 8, 16, 16][: blocks + 1]
-    for c_in, c_out in zip(channels, channels[1:]):
-        layers += [nn.Conv2d(c_in, c_out, 5, padding=2), nn.ReLU(), nn.BatchNorm2d(c_out), nn.MaxPool2d(2)]
-    side = 16 // 2**blocks
-    layers += [
-        nn.Flatten(),
-        nn.Linear(channels[-1] * side * side, 12),
-        nn.ReLU(),
-        nn.BatchNorm1d(12),
-        nn.Linear(12, 10),
-    ]
-    return nn.Sequential(*layers)
-
-
 def test_network1_positive_scale_folds_forward_where_exact(randomize):
     torch.manual_seed(3)
-    model = randomize(_network1(), positive_scale=True)
+    model = randomize(network1(blocks=2), positive_scale=True)
     folded, report = fold_batchnorm(model, input_size=(3, 16, 16))
     entries = {e.bn: e for e in report.entries}
     assert entries["2"].action == "kept"
@@ -136,7 +113,7 @@ def test_network1_positive_scale_folds_forward_where_exact(randomize):
 
 def test_network1_negative_scale_keeps_bn_before_maxpool_naming_channels(randomize):
     torch.manual_seed(4)
-    model = randomize(_network1())
+    model = randomize(network1(blocks=2))
     with torch.no_grad():
         model[6].weight.abs_().add_(0.1)
         model[6].weight[[1, 5]] *= -1  # channels 1 and 5 now have a negative scale

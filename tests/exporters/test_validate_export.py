@@ -14,6 +14,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from exporters import ExportError, ValidationError, diagnose_export, export_onnx, validate_export
+from tiny_models import network1  # on sys.path under pytest
 
 
 class _Flat(nn.Module):
@@ -79,25 +80,9 @@ def test_flatten_model_passes_at_every_batch_size(flat_export, images):
     assert [r["images"] for r in summary["per_batch_size"]] == [8, 8, 8, 64]  # 64 > 8 images: repeated
 
 
-def _network1(blocks: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    channels = [3, 6, 8, 8][: blocks + 1]
-    for c_in, c_out in zip(channels, channels[1:]):
-        layers += [nn.Conv2d(c_in, c_out, 5, padding=2), nn.ReLU(), nn.BatchNorm2d(c_out), nn.MaxPool2d(2)]
-    side = 16 // 2**blocks
-    layers += [
-        nn.Flatten(),
-        nn.Linear(channels[-1] * side * side, 12),
-        nn.ReLU(),
-        nn.BatchNorm1d(12),
-        nn.Linear(12, 10),
-    ]
-    return nn.Sequential(*layers)
-
-
 def test_network1_report_names_folds_and_keeps_and_onnx_matches(exported, randomize, images):
     torch.manual_seed(1)
-    model = randomize(_network1(blocks=3), seed=1)
+    model = randomize(network1(blocks=3, channels=(3, 6, 8, 8)), seed=1)
     with torch.no_grad():
         model[2].weight.copy_(model[2].weight.abs() + 0.1)  # positive: stopped only by the padded conv
         model[6].weight.copy_(model[6].weight.abs() + 0.1)
@@ -127,7 +112,7 @@ def _corrupt_initializer(path: Path, name: str) -> None:
 
 def test_diagnose_names_the_first_layer_differing_after_corruption(exported, randomize, images):
     torch.manual_seed(2)
-    model = randomize(_network1(blocks=2), seed=2, positive_scale=True)
+    model = randomize(network1(blocks=2, channels=(3, 6, 8, 8)), seed=2, positive_scale=True)
     path = exported(model, classes=10)
     clean = diagnose_export(model, path, images, atol=1e-5)
     assert clean and clean.first_mismatch is None
