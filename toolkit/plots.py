@@ -39,9 +39,16 @@ def plot_training(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.Pat
         ax_loss.plot(epochs, [h["train_loss"] for h in hist], "-o", ms=3, color=colour, label=f"{label} train")
         ax_loss.plot(epochs, [h["val_loss"] for h in hist], "--s", ms=3, color=colour, label=f"{label} validation")
         ax_acc.plot(epochs, [h["val_accuracy"] for h in hist], "-o", ms=3, color=colour, label=f"{label} validation")
+        best = metrics.get("best_epoch")
+        kept = [h for h in hist if h["epoch"] == best]
+        if kept and best != epochs[-1]:  # early stopping went back to these weights: show which epoch
+            ax_acc.plot([best], [kept[0]["val_accuracy"]], "*", ms=11, color=colour, label=f"{label} weights kept")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Training and validation loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
