@@ -200,11 +200,20 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp, _file_mode())
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0o666 less the umask): mkstemp's 0o600 is for the
+    temporary name only, not for the file the user gets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:

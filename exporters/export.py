@@ -237,6 +237,14 @@ def _finish_graph(proto: onnx.ModelProto) -> None:
         )
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0o666 less the umask): mkstemp's 0o600 is for the
+    temporary name only, not for the file the user gets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _write_atomically(proto: onnx.ModelProto, target: Path, opset: int) -> None:
     """Write one self-contained file next to ``target``, check it, then move it into place."""
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -247,6 +255,7 @@ def _write_atomically(proto: onnx.ModelProto, target: Path, opset: int) -> None:
         written = graph_ops.default_opset(onnx.load(tmp_name, load_external_data=False))
         if written != opset:
             raise ExportError(f"asked for opset {opset}, the file says {written}; use opset {written} or update onnx")
+        os.chmod(tmp_name, _file_mode())
         os.replace(tmp_name, target)
     except onnx.checker.ValidationError as exc:
         raise ExportError(

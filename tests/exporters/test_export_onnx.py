@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,16 @@ def test_folded_export_has_no_batchnorm_and_matches_torch(tmp_path, randomize, m
     assert len(result.fold_report.folded) == 2
     x = torch.randn(5, 3, 8, 8)
     assert np.abs(_ort_logits(result.path, x) - _eval_logits(model, x)).max() < 1e-5
+
+
+def test_exported_file_gets_the_umask_mode(tmp_path, make_metadata):
+    old = os.umask(0o022)
+    try:
+        result = export_onnx(conv_bn_mlp(True), tmp_path / "m.onnx", input_size=(3, 8, 8), metadata=make_metadata(4))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(result.path.stat().st_mode) == 0o644  # not mkstemp's 0o600: others can read the model
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
 
 
 def test_training_mode_model_exports_in_eval_and_stays_in_train(tmp_path, randomize, make_metadata):

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from toolkit.errors import DataError
+from toolkit.fileio import file_mode
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def download_archive(dest_dir: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR
                 f"download from {url} has md5 {digest.hexdigest()}, expected {md5}; "
                 f"the file is corrupted or not CIFAR-10: retry, or pass --data PATH to a copy you have"
             )
+        os.chmod(tmp, file_mode())
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise DataError(f"download from {url} failed: {exc}") from exc
