@@ -33,7 +33,7 @@ test-fast: $(STAMP)
 RUNS := runs
 TOOLKIT := $(BIN)/toolkit
 RESNET_CPU := --weights none --image-size 64 --lr 1e-3 --batch-size 64 --epochs 10 --augment --step-size 4 --gamma 0.3 --patience 3
-RESULT_RUNS := task2 task2-he-init net1 net1-no-bn net2 net2-bn-before-relu resnet18-cpu
+RESULT_RUNS := task2 task2-he-init net1 net1-no-bn net2 net2-bn-before-relu net2-augment resnet18-cpu
 
 train_args_task2 := --model task2
 train_args_task2-he-init := --model task2 --init he

@@ -84,7 +84,7 @@ def report(run_dirs: tuple[Path, ...], markdown_path: Path | None, study: bool) 
     markdown = to_markdown(rows)
     if markdown_path:
         write_atomic(markdown_path, lambda f: f.write(markdown.encode()))
-    console.print(markdown, highlight=False, markup=False)
+    console.print(markdown, highlight=False, markup=False, soft_wrap=True)  # one table row a line
 
 
 @cli.command()
