@@ -29,7 +29,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 # Every result in the README: full default runs, exports, benchmark records, figures and the results table.
-# Each step is a file target, so an interrupted `make results` resumes where it stopped. About 3 hours on 2 CPU cores.
+# Each step is a file target, so an interrupted `make results` resumes where it stopped. About 2.5 hours on 2 CPU cores.
 RUNS := runs
 TOOLKIT := $(BIN)/toolkit
 RESNET_CPU := --weights none --image-size 64 --lr 1e-3 --batch-size 64 --epochs 10 --augment --step-size 4 --gamma 0.3 --patience 3

@@ -11,9 +11,6 @@ from PIL import Image
 from runtime import InputError
 from runtime.preprocess import preprocess_images, resize_image, resize_weights, to_channels
 
-PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "images"
-
-
 def _pil_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR)).astype(np.float64)
 
@@ -30,10 +27,9 @@ def test_resize_matches_pil_bilinear(source: tuple[int, int], target: tuple[int,
     assert np.abs(ours - _pil_resize(image, *target)).max() <= 2.0
 
 
-@pytest.mark.skipif(not PHOTOS.is_dir(), reason="shared photos not present")
 @pytest.mark.parametrize("name", ["cat.jpg", "zebra.jpg"])
-def test_resize_real_photo_matches_pil(name: str) -> None:
-    with Image.open(PHOTOS / name) as photo:
+def test_resize_real_photo_matches_pil(name: str, data_dir: Path) -> None:
+    with Image.open(data_dir / "images" / name) as photo:  # the real photos beside CIFAR-10 ($TOOLKIT_DATA)
         image = np.asarray(photo.convert("RGB"))
     assert np.abs(resize_image(image, (32, 32)) - _pil_resize(image, 32, 32)).max() <= 2.0
 
