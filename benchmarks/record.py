@@ -170,6 +170,9 @@ def check_record(record: Any) -> dict[str, Any]:
     """Return ``record`` if it is a benchmark record this code reads, else raise ``RecordError``."""
     if not isinstance(record, dict):
         raise RecordError(f"expected a benchmark record (JSON object), got {type(record).__name__}")
+    if "schema_version" not in record:
+        raise RecordError("expected a benchmark record written by 'toolkit bench --json', got a JSON object without "
+                          "schema_version (keys: " + ", ".join(sorted(record)[:6]) + ")")
     if record.get("schema_version") != SCHEMA_VERSION:
         raise RecordError(
             f"benchmark record has schema_version {record.get('schema_version')!r}, this code reads "
@@ -224,4 +227,7 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise RecordError(
             f"cannot read benchmark record {path} ({exc}); expected a JSON file from write_record"
         ) from exc
-    return check_record(record)
+    try:
+        return check_record(record)
+    except RecordError as exc:
+        raise RecordError(f"{path}: {exc}") from None

@@ -56,14 +56,20 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, name: str, mod
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` and rebuild its model in eval mode."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / "checkpoint.pt"
+        hint = f"pass {inside}" if inside.is_file() else "pass the checkpoint.pt that 'toolkit train' wrote"
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file: {hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist: expected a checkpoint.pt written by 'toolkit train'")
     size = path.stat().st_size
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"{path} ({size} bytes) is not a toolkit checkpoint ({_first_line(exc)}); "
-                              "expected a checkpoint.pt written by 'toolkit train'") from None
+        hint = ("it looks like an exported ONNX model: pass the checkpoint.pt it was exported from"
+                if path.suffix.lower() == ".onnx" else "expected a checkpoint.pt written by 'toolkit train'")
+        raise CheckpointError(f"{path} ({size} bytes) is not a toolkit checkpoint (torch.load: "
+                              f"{_first_sentence(exc)}); {hint}") from None
     if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
         missing = [k for k in _REQUIRED if not isinstance(payload, dict) or k not in payload]
         raise CheckpointError(f"{path} is not a toolkit checkpoint: missing {', '.join(missing)}; "
@@ -107,3 +113,9 @@ def _first_line(exc: BaseException) -> str:
 def load_model(path: str | os.PathLike) -> nn.Module:
     """Just the model of a checkpoint, in eval mode (the torch loader of the benchmark memory probe)."""
     return load_checkpoint(path).model
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """The first sentence of an error from torch.load, whose weights_only messages run to paragraphs."""
+    text = _first_line(exc)
+    return text.split(". ")[0].rstrip(".")[:160]

@@ -59,11 +59,15 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_export_report(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The export report (``model.json``, written by ``toolkit export --onnx`` beside ``model.onnx``) of a run
-    directory, or None when the run was not exported there."""
-    path = Path(run_dir) / "model.json"
-    if not path.is_file():
+    """The export report of a run directory (``NAME.json``, written by ``toolkit export --onnx`` beside
+    ``NAME.onnx``: ``model.json`` first, else the report of the one ONNX file there), or None when the run
+    was not exported into its folder."""
+    folder = Path(run_dir)
+    candidates = [folder / "model.json"] + [p.with_suffix(".json") for p in sorted(folder.glob("*.onnx"))]
+    found = [p for p in candidates if p.is_file()]
+    if not found:
         return None
+    path = found[0]
     try:
         report = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

@@ -255,3 +255,54 @@ def test_report_shows_the_onnx_validation_of_exported_runs(two_runs: tuple[Path,
     (net1_run / "model.json").write_text("{not json")
     line = _one_line_error(_run("report", net1_run))
     assert "model.json is not valid JSON" in line and "toolkit export --onnx" in line
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("bench", "a.pt", "b.onnx", "--batch-sizes", "0"), "Invalid value for '--batch-sizes': expected positive"),
+    (("bench", "a.pt", "b.onnx", "--batch-sizes", "1,,8"), "Invalid value for '--batch-sizes': expected comma-sep"),
+    (("train", "--optimizer", "rmsprop"), "'rmsprop' is not one of 'sgd', 'adam'"),
+    (("predict",), "Missing argument 'MODEL_PATH'"),
+    (("summary", "--model", "task2", "--input-size", "0", "0"), "0 is not in the range x>=1"),
+])
+def test_usage_errors_are_one_line_with_status_2(args: tuple[str, ...], message: str) -> None:
+    result = _run(*args)
+    assert result.exit_code == 2, result.output
+    lines = _lines(result)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert f" {args[0]} --help')" in lines[0]  # (see 'toolkit CMD --help'); the runner calls the program 'cli'
+
+
+def test_summary_of_a_size_the_model_cannot_take_is_one_line() -> None:
+    line = _one_line_error(_run("summary", "--model", "task2", "--input-size", "4", "4"))
+    assert "input size (3, 4, 4) does not fit this model" in line and "larger --input-size" in line
+
+
+def test_export_of_a_directory_or_an_onnx_file_says_what_to_pass(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"x")
+    line = _one_line_error(_run("export", "--onnx", run))
+    assert f"checkpoint {run} is a directory, not a file: pass {run / 'checkpoint.pt'}" in line
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(b"\x08\x07" * 64)
+    line = _one_line_error(_run("export", "--onnx", onnx_file))
+    assert "is not a toolkit checkpoint" in line and "looks like an exported ONNX model" in line
+    assert len(line) < 400  # torch's paragraph about weights_only is cut to its first sentence
+
+
+def test_bench_summary_of_a_file_that_is_not_a_record_names_it(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"model": "task2", "epochs_run": 1}))
+    line = _one_line_error(_run("bench-summary", metrics))
+    assert str(metrics) in line and "expected a benchmark record written by 'toolkit bench --json'" in line
+
+
+def test_report_finds_the_export_report_beside_any_onnx_file_in_the_run(two_runs: tuple[Path, Path],
+                                                                      tmp_path: Path) -> None:
+    task2_run = two_runs[0]
+    (task2_run / "task2.onnx").write_bytes(b"")
+    (task2_run / "task2.json").write_text(json.dumps({"max_abs_diff": 1.9e-6, "top1_agreement": 1.0,
+                                                      "batchnorm_folded": 0, "batchnorm_kept": 0}))
+    markdown = tmp_path / "r.md"
+    assert _run("report", task2_run, "--markdown", markdown).exit_code == 0
+    assert _markdown_rows(markdown.read_text())["task2-run"]["ONNX max diff"] == "1.9e-06"

@@ -44,7 +44,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except click.ClickException:
-            raise  # usage errors: click prints them with the command's usage line
+            raise  # usage errors: the group prints them as one line
         except _known_errors() as exc:
             if debug:
                 raise
@@ -62,23 +62,43 @@ def _first_line(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+class _OneLineErrors(click.Group):
+    """A group whose usage errors (bad option value, unknown choice, missing argument) are one line too:
+    ``error: <what was wrong> (see 'toolkit CMD --help')`` and exit status 2, click's own status for them."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            status = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "toolkit"
+            _fail(f"{exc.format_message()} (see '{where} --help')", status=exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), status=exc.exit_code)
+        except click.Abort:
+            _fail("aborted", status=1)
+        sys.exit(status if isinstance(status, int) else 0)
 
 
 def parse_sizes(text: str, example: str = "1,7,64") -> tuple[int, ...]:
-    """Comma-separated positive batch sizes, or a click usage error that shows an example."""
+    """Comma-separated positive batch sizes, or a click usage error that names the option and shows an example."""
     try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+        sizes = tuple(int(s) for s in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers like {example}, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"expected positive batch sizes like {example}, got {text!r}")
+        raise click.BadParameter(f"expected comma-separated integers like {example}, got {text!r}",
+                                 param_hint="'--batch-sizes'") from None
+    if min(sizes) < 1:
+        raise click.BadParameter(f"expected positive batch sizes like {example}, got {text!r}",
+                                 param_hint="'--batch-sizes'")
     return sizes
 
 
-@click.group()
+@click.group(cls=_OneLineErrors)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.version_option(package_name="cnn-edge-toolkit")
 def cli(debug: bool) -> None:

@@ -48,6 +48,7 @@ def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_
     for option, path in (("--json", json_path), ("--plot", plot_path)):
         if path is not None:
             check_output_path(path, option)  # before a benchmark that may take minutes
+    sizes = parse_sizes(batch_sizes, example="1,8,64,256")  # before the progress display starts
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("benchmark", total=None)
@@ -56,7 +57,7 @@ def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_
             progress.update(task, description=message, completed=done, total=total)
 
         result = bench_checkpoint(
-            checkpoint, model_path, provider=provider, data=data, batch_sizes=parse_sizes(batch_sizes, example="1,8,64,256"), runs=runs,
+            checkpoint, model_path, provider=provider, data=data, batch_sizes=sizes, runs=runs,
             warmup=warmup, time_budget_s=time_budget, threads=threads, images=images, memory=not no_memory,
             image=image,
             on_estimate=lambda s: console.print(f"estimated time: about {s:.0f} s"), on_progress=on_progress)

@@ -1,6 +1,7 @@
 """Commands that look at models and runs: summary, predict, report, plot, activations."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from toolkit.cli import cli, console, handle_errors
 
 @cli.command()
 @click.option("--model", "model_name", required=True, help="Registry name.")
-@click.option("--input-size", nargs=2, type=int, help="H W [default: the model's].")
+@click.option("--input-size", nargs=2, type=click.IntRange(min=1), help="H W [default: the model's].")
 @handle_errors
 def summary(model_name: str, input_size: tuple[int, int] | None) -> None:
     """Per layer: output shape and parameter count, then the total."""
@@ -22,7 +23,10 @@ def summary(model_name: str, input_size: tuple[int, int] | None) -> None:
     spec = get_model_spec(model_name)
     size = (spec.input_size[0], *input_size) if input_size else spec.input_size
     kwargs = {spec.size_arg: size[1]} if input_size and spec.size_arg else {}
-    rows = summarize(get_model(model_name, **kwargs), size)
+    with warnings.catch_warnings():  # a size too small builds zero-element layers; summarize says so in one line
+        warnings.simplefilter("ignore", UserWarning)
+        model = get_model(model_name, **kwargs)
+    rows = summarize(model, size)
     table = Table(title=f"{model_name}, input {size}")
     for col, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -62,13 +66,13 @@ def predict(model_path: Path, images: tuple[Path, ...], provider: str, top: int)
 
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path), help="Also write the table as Markdown.")
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path), help="Write the Markdown table (always printed after the terminal table) to this file too.")
 @click.option("--study/--no-study", default=True, show_default=True,
               help="Show the study's reported numbers beside the first run of each model.")
 @handle_errors
 def report(run_dirs: tuple[Path, ...], markdown_path: Path | None, study: bool) -> None:
     """Training loss and train / validation / test accuracy per run (Table 4), beside the study's, with the
-    ONNX validation of each run exported to RUN_DIR/model.onnx."""
+    ONNX validation of each run exported into its folder (RUN_DIR/model.onnx, or the one RUN_DIR/*.onnx)."""
     from toolkit.fileio import write_atomic
     from toolkit.report import COLUMNS, report_rows, to_markdown
     from toolkit.runs import load_export_report, load_run
