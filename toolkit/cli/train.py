@@ -70,7 +70,7 @@ def train(model_name: str, out_dir: Path | None, data: Path | None, no_batchnorm
     with Progress(*columns, console=console) as progress:
         result = train_run(model_name, out_dir, data=data, on_progress=_progress_callback(progress), **options)
     m = result.metrics
-    console.print(f"[bold]{model_name}[/]: {m['epochs_run']} epochs, train {m['train_accuracy']:.4f} / "
+    console.print(f"[bold]{model_name}[/]: {m['epochs_run']} epoch{'' if m['epochs_run'] == 1 else 's'}, train {m['train_accuracy']:.4f} / "
                   f"val {m['val_accuracy']:.4f} / test {m['test_accuracy']:.4f} accuracy")
     console.print(f"wrote {out_dir / 'checkpoint.pt'} and {out_dir / 'metrics.json'}")
 
