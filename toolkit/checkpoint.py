@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from toolkit import __version__
-from toolkit.errors import CheckpointError
+from toolkit.errors import CheckpointError, first_line
 from toolkit.fileio import write_atomic
 from toolkit.models import get_model_spec
 
@@ -82,7 +82,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit model {payload['model']!r}: {_first_line(exc)}") from None
+        raise CheckpointError(f"{path}: weights do not fit model {payload['model']!r}: {first_line(exc)}") from None
     model.eval()
     return Checkpoint(model, payload["model"], payload["model_args"], tuple(payload["input_size"]),
                       tuple(payload["mean"]), tuple(payload["std"]), tuple(payload["classes"]),
@@ -106,10 +106,6 @@ def _plain(value: Any) -> Any:
     return float(value)
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def load_model(path: str | os.PathLike) -> nn.Module:
     """Just the model of a checkpoint, in eval mode (the torch loader of the benchmark memory probe)."""
     return load_checkpoint(path).model
@@ -117,5 +113,5 @@ def load_model(path: str | os.PathLike) -> nn.Module:
 
 def _first_sentence(exc: BaseException) -> str:
     """The first sentence of an error from torch.load, whose weights_only messages run to paragraphs."""
-    text = _first_line(exc)
+    text = first_line(exc)
     return text.split(". ")[0].rstrip(".")[:160]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ConfigError, ToolkitError, first_line
 
 
 def conv_output_size(size: int, kernel: int, padding: int = 0, stride: int = 1) -> int:
@@ -46,8 +46,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int]) -> list[LayerR
             model(torch.zeros(1, *input_size))
     except RuntimeError as exc:  # a size the layers cannot take (too small, or a Linear fixed to another size)
         where = f" (at layer {rows[-1].name}, the last that ran)" if rows else ""
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ToolkitError(f"input size {tuple(input_size)} does not fit this model{where}: {first}; "
+        raise ToolkitError(f"input size {tuple(input_size)} does not fit this model{where}: {first_line(exc)}; "
                            "pass a larger --input-size, or the model's own") from None
     finally:
         for h in hooks:

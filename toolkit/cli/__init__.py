@@ -17,6 +17,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from toolkit.errors import first_line
+
 # Piped into a file or `tee`, rich would wrap every table at 80 columns; keep the bench table on one line per row.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 console = Console(width=_WIDTH)
@@ -48,18 +50,13 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except _known_errors() as exc:
             if debug:
                 raise
-            _fail(_first_line(exc))
+            _fail(first_line(exc))
         except Exception as exc:  # a bug or an OS error: still one line, the traceback under --debug
             if debug:
                 raise
-            _fail(f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for the traceback)")
+            _fail(f"{type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)")
 
     return wrapper
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc.args[0]) if exc.args else str(exc)  # KeyError's str() adds quotes
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def _fail(message: str, status: int = 1) -> None:
