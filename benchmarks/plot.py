@@ -9,7 +9,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmarks.record import BenchResult, check_record, write_atomic
+from benchmarks.record import BenchResult, check_record
+from runtime._fileio import write_atomic
 
 __all__ = ["plot_record"]
 

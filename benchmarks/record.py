@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any
 
 from benchmarks.errors import RecordError
 from benchmarks.peak import PeakProbe
 from benchmarks.stats import LatencyStats
+from runtime._fileio import write_atomic
 
 __all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "BenchResult", "write_record", "read_record", "check_record"]
 
@@ -190,33 +190,6 @@ def write_record(path: str | os.PathLike[str], result: BenchResult | dict[str, A
     record = check_record(result.to_dict() if isinstance(result, BenchResult) else _finite(result))
     text = json.dumps(record, indent=2, allow_nan=False) + "\n"
     return write_atomic(target, lambda f: f.write(text.encode("utf-8")))
-
-
-def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``: a reader never
-    sees half a file. (The toolkit has its own; benchmarks does not import the toolkit.)"""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, _file_mode())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _file_mode() -> int:
-    """The mode a plain ``open()`` would give a new file (0o666 less the umask): mkstemp's 0o600 is for the
-    temporary name only, not for the file the user gets."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:

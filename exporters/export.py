@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from exporters._layers import map_layers
 from exporters._metadata import build_metadata, check_metadata
 from exporters.errors import ExportError
 from exporters.fold import FoldEntry, FoldReport, fold_batchnorm, require_running_stats
+from runtime._fileio import write_atomic
 
 __all__ = ["ExportResult", "export_onnx", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -237,30 +237,19 @@ def _finish_graph(proto: onnx.ModelProto) -> None:
         )
 
 
-def _file_mode() -> int:
-    """The mode a plain ``open()`` would give a new file (0o666 less the umask): mkstemp's 0o600 is for the
-    temporary name only, not for the file the user gets."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _write_atomically(proto: onnx.ModelProto, target: Path, opset: int) -> None:
-    """Write one self-contained file next to ``target``, check it, then move it into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save_model(proto, tmp_name, save_as_external_data=False)
-        onnx.checker.check_model(tmp_name, full_check=True)
-        written = graph_ops.default_opset(onnx.load(tmp_name, load_external_data=False))
+    """Write one self-contained file next to ``target``, check the file as written, then move it into place."""
+
+    def check(written_path: Path) -> None:
+        try:
+            onnx.checker.check_model(str(written_path), full_check=True)
+        except onnx.checker.ValidationError as exc:
+            raise ExportError(
+                f"the exported graph fails onnx.checker ({str(exc).splitlines()[0]}); report it with the model"
+            ) from exc
+        written = graph_ops.default_opset(onnx.load(str(written_path), load_external_data=False))
         if written != opset:
             raise ExportError(f"asked for opset {opset}, the file says {written}; use opset {written} or update onnx")
-        os.chmod(tmp_name, _file_mode())
-        os.replace(tmp_name, target)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(
-            f"the exported graph fails onnx.checker ({str(exc).splitlines()[0]}); report it with the model"
-        ) from exc
-    finally:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
+
+    # One self-contained protobuf: every initializer is held in the proto itself (no external data).
+    write_atomic(target, lambda f: f.write(proto.SerializeToString()), check=check)

@@ -153,7 +153,7 @@ def test_failed_write_leaves_nothing(tiny, zebra, tmp_path, monkeypatch):
     def broken(src: str, dst: str) -> None:
         raise OSError("disk full (test)")
 
-    monkeypatch.setattr("toolkit.fileio.os.replace", broken)
+    monkeypatch.setattr("runtime._fileio.os.replace", broken)
     with pytest.raises(OSError, match="disk full"):
         draw_activations(path, zebra, "0", [0], tmp_path / "maps.png")
     assert list(tmp_path.iterdir()) == []

@@ -6,13 +6,13 @@ import hashlib
 import logging
 import os
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from toolkit.errors import DataError
-from toolkit.fileio import file_mode
+from toolkit.fileio import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,12 @@ def download_archive(dest_dir: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR
     interrupted or corrupted download never leaves a file that looks complete. Raises DataError
     when the download fails or the md5 differs (the temporary file is deleted in both cases).
     """
-    dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / ARCHIVE_NAME
-    fd, tmp_name = tempfile.mkstemp(prefix=ARCHIVE_NAME + ".", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
     logger.info("downloading %s to %s", url, target)
-    try:
+
+    def fetch(out: IO[bytes]) -> None:
         digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        with urllib.request.urlopen(url, timeout=60) as response:
             while chunk := response.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
@@ -88,12 +86,11 @@ def download_archive(dest_dir: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR
                 f"download from {url} has md5 {digest.hexdigest()}, expected {md5}; "
                 f"the file is corrupted or not CIFAR-10: retry, or pass --data PATH to a copy you have"
             )
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, target)
+
+    try:
+        write_atomic(target, fetch)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise DataError(f"download from {url} failed: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 
