@@ -43,3 +43,17 @@ def test_debug_shows_the_traceback():
     proc = subprocess.run([sys.executable, "-m", "toolkit", "--debug", "summary", "--model", "vgg"],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("train", "--model", "vgg"),
+    ("train", "--model", "task2", "--data", "/nonexistent/cifar"),
+    ("bench", "missing.pt", "missing.onnx", "--provider", "cuda"),
+])
+def test_an_error_before_the_work_prints_nothing_but_the_error_line(args):
+    # The progress display starts with the first training or benchmark step; stopping one that never started would
+    # print a blank line to stdout before the error.
+    result = _run(*args)
+    assert result.exit_code == 1
+    assert result.stdout == "", repr(result.stdout)
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error:"), result.stderr

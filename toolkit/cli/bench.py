@@ -50,17 +50,22 @@ def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_
             check_output_path(path, option)  # before a benchmark that may take minutes
     sizes = parse_sizes(batch_sizes, example="1,8,64,256")  # before the progress display starts
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("benchmark", total=None)
+    progress = Progress(*columns, console=console, transient=True)
+    task = progress.add_task("benchmark", total=None)
 
-        def on_progress(message: str, done: int, total: int) -> None:
-            progress.update(task, description=message, completed=done, total=total)
+    def on_progress(message: str, done: int, total: int) -> None:
+        progress.start()  # at the first step: an error before the benchmark starts stays one line
+        progress.update(task, description=message, completed=done, total=total)
 
+    try:
         result = bench_checkpoint(
             checkpoint, model_path, provider=provider, data=data, batch_sizes=sizes, runs=runs,
             warmup=warmup, time_budget_s=time_budget, threads=threads, images=images, memory=not no_memory,
             image=image,
             on_estimate=lambda s: console.print(f"estimated time: about {s:.0f} s"), on_progress=on_progress)
+    finally:
+        if progress.live.is_started:  # a display never started must not print its closing blank line
+            progress.stop()
     _print_result(result)
     if json_path:
         console.print(f"wrote {write_record(json_path, result)}")

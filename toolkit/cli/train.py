@@ -13,6 +13,7 @@ def _progress_callback(progress: Progress):  # type: ignore[no-untyped-def]
     tasks: dict[int, int] = {}
 
     def on_progress(event) -> None:  # type: ignore[no-untyped-def]
+        progress.start()  # at the first step: an error before training (options, data) stays one line
         if event.epoch not in tasks:
             tasks[event.epoch] = progress.add_task(f"epoch {event.epoch}/{event.epochs}", total=event.steps,
                                                    loss=event.loss)
@@ -67,8 +68,12 @@ def train(model_name: str, out_dir: Path | None, data: Path | None, no_batchnorm
     out_dir = out_dir or Path("runs") / model_name
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
+    progress = Progress(*columns, console=console)
+    try:
         result = train_run(model_name, out_dir, data=data, on_progress=_progress_callback(progress), **options)
+    finally:
+        if progress.live.is_started:  # a display never started must not print its closing blank line
+            progress.stop()
     m = result.metrics
     console.print(f"[bold]{model_name}[/]: {m['epochs_run']} epoch{'' if m['epochs_run'] == 1 else 's'}, train {m['train_accuracy']:.4f} / "
                   f"val {m['val_accuracy']:.4f} / test {m['test_accuracy']:.4f} accuracy")
