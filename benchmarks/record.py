@@ -180,7 +180,7 @@ def check_record(record: Any) -> dict[str, Any]:
         )
     missing = [key for key in REQUIRED_KEYS if key not in record]
     if missing:
-        raise RecordError(f"benchmark record is missing {', '.join(missing)}; expected a file written by write_record")
+        raise RecordError(f"benchmark record is missing {', '.join(missing)}; expected a record written by 'toolkit bench --json'")
     return record
 
 
@@ -198,7 +198,7 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise RecordError(
-            f"cannot read benchmark record {path} ({exc}); expected a JSON file from write_record"
+            f"cannot read benchmark record {path} ({exc}); expected a JSON record written by 'toolkit bench --json'"
         ) from exc
     try:
         return check_record(record)

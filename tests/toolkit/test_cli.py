@@ -57,3 +57,9 @@ def test_an_error_before_the_work_prints_nothing_but_the_error_line(args):
     assert result.exit_code == 1
     assert result.stdout == "", repr(result.stdout)
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error:"), result.stderr
+
+
+def test_an_option_missing_its_values_points_to_the_sub_commands_help():
+    result = _run("bench", "--compare", "a.json")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: Option '--compare' requires 2 arguments. (see 'toolkit bench --help')"

@@ -215,6 +215,18 @@ def test_bench_compare_prints_ratios(tmp_path: Path) -> None:
     assert all(len(cells) == 3 for metric, cells in rows.items() if not metric.startswith("-"))
 
 
+def test_bench_compare_names_same_named_records_a_and_b(tmp_path: Path) -> None:
+    a, b = tmp_path / "laptop" / "bench.json", tmp_path / "board" / "bench.json"
+    for path, p50 in ((a, 1.0), (b, 0.5)):
+        path.parent.mkdir()
+        path.write_text(json.dumps(_record(p50, 120.0)))
+    result = CliRunner().invoke(cli, ["bench", "--compare", str(a), str(b)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == [f"A = {a}", f"B = {b}"]
+    assert lines[2].split() == ["metric", "A", "B", "B/A"]
+
+
 def test_bench_compare_refuses_a_file_that_is_not_a_record(tmp_path: Path) -> None:
     good, bad = tmp_path / "a.json", tmp_path / "b.json"
     good.write_text(json.dumps(_record(1.0, None)))

@@ -73,13 +73,21 @@ class _OneLineErrors(click.Group):
         try:
             status = super().main(*args, **kwargs)
         except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx is not None else "toolkit"
+            where = exc.ctx.command_path if exc.ctx is not None else self._command_path(args, kwargs)
             _fail(f"{exc.format_message()} (see '{where} --help')", status=exc.exit_code)
         except click.ClickException as exc:
             _fail(exc.format_message(), status=exc.exit_code)
         except click.Abort:
             _fail("aborted", status=1)
         sys.exit(status if isinstance(status, int) else 0)
+
+    def _command_path(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """``toolkit CMD`` for the sub-command on the command line (click leaves some parse errors without a
+        context), else ``toolkit``."""
+        argv = args[0] if args else kwargs.get("args")
+        argv = sys.argv[1:] if argv is None else argv
+        command = next((a for a in argv if a in self.commands), None)
+        return f"toolkit {command}" if command else "toolkit"
 
 
 def parse_sizes(text: str, example: str = "1,7,64") -> tuple[int, ...]:

@@ -37,8 +37,12 @@ def bench(checkpoint: Path | None, model_path: Path | None, provider: str, json_
 
     if compare:
         a, b = compare
+        labels = (a.name, b.name)
+        if a.name == b.name:  # runs/x/bench.json against runs/y/bench.json: name the columns A and B
+            labels = ("A", "B")
+            console.print(f"A = {a}\nB = {b}", highlight=False, markup=False, soft_wrap=True)
         console.print(format_comparison(compare_records(read_record(a), read_record(b)),
-                                        a_label=a.name, b_label=b.name), highlight=False, markup=False,
+                                        a_label=labels[0], b_label=labels[1]), highlight=False, markup=False,
                       soft_wrap=True)  # aligned columns: never re-wrapped at the terminal width
         return
     if checkpoint is None or model_path is None:
