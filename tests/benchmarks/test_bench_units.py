@@ -114,7 +114,7 @@ def test_estimate_from_cost_arithmetic() -> None:
     seconds = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1,), runs=10, warmup=0, memory=False)
     assert seconds == pytest.approx(2 * (0.01 + 0.064) + 13.6 + 2.5 * 0.064 + 3.0)
     with_memory = estimate_from_cost(0.0, 1.0, n_images=64, batch_sizes=(1,), runs=10, warmup=0, memory=True)
-    assert with_memory == pytest.approx(seconds + 3 * 8.0)  # torch, onnx and edge memory children
+    assert with_memory == pytest.approx(seconds + 3 * 2.0)  # torch, onnx and edge memory children
 
 
 def test_estimate_budget_replaces_runs() -> None:
