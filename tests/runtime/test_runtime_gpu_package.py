@@ -92,3 +92,32 @@ def test_cuda_with_onnxruntime_gpu_but_no_usable_cuda(gpu_python: Path, conv_mod
     assert "without logging why" not in error
     assert "CUDAExecutionProvider" not in lines["USABLE"]
     assert "CUDAExecutionProvider is listed by onnxruntime but could not be activated" in lines["PROBLEMS"]
+
+
+@pytest.mark.slow
+def test_toolkit_bench_cuda_with_onnxruntime_gpu_is_refused_before_any_torch_work(
+    gpu_python: Path, conv_model_path: Path, tmp_path: Path
+) -> None:
+    # The CLI needs torch, which the onnxruntime-gpu venv lacks: run this venv's Python with the other venv's
+    # site-packages first on the path, so `onnxruntime` (and numpy) come from onnxruntime-gpu.
+    gpu_site = subprocess.run([gpu_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True, timeout=120).stdout.strip()
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = gpu_site
+    missing_checkpoint = tmp_path / "never-read.pt"  # CUDA is checked before the checkpoint is opened
+    result = subprocess.run(
+        [sys.executable, "-m", "toolkit", "bench", str(missing_checkpoint), str(conv_model_path),
+         "--provider", "cuda", "--no-memory"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+    error = result.stderr
+    if "CUDA is not active" not in error:  # a machine with a working GPU: bench went on to the checkpoint
+        assert f"checkpoint {missing_checkpoint} does not exist" in error
+        return
+    assert error.startswith("error: CUDA is not active: ")
+    assert str(Path(gpu_site) / "onnxruntime") in error  # the onnxruntime-gpu build was the one loaded
+    assert "active providers: ['CPUExecutionProvider']" in error
+    assert "available providers: [" in error and "CUDAExecutionProvider" in error
+    assert "cannot open shared object file" in error  # the library that failed to load, from onnxruntime
