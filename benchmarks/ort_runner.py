@@ -20,7 +20,7 @@ from benchmarks.stats import LatencyStats, summarize_ns
 from benchmarks.timing import time_calls, time_once_ms
 from runtime import Session
 
-__all__ = ["OrtPhase", "ENGINE_LABELS", "create_session", "applied_options", "run_ort_phase"]
+__all__ = ["OrtPhase", "ENGINE_LABELS", "create_session", "applied_options", "bind_on_device", "run_ort_phase"]
 
 ENGINE_LABELS = {
     "torch": "torch model(x) under inference_mode; CPU: host wall clock; CUDA: input on the device, "
@@ -92,21 +92,28 @@ def _iobinding_call(session: Session, x: np.ndarray) -> Callable[[], object]:
     wait explicit, so the host clock stops only once the device has finished.
     """
     raw = session.inference_session
-    binding = raw.io_binding()
-    binding.bind_ortvalue_input(raw.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
-    num_classes = raw.get_outputs()[0].shape[-1]
-    if isinstance(num_classes, int):
-        logits = ort.OrtValue.ortvalue_from_shape_and_type((x.shape[0], num_classes), np.float32, "cuda", 0)
-        binding.bind_ortvalue_output(raw.get_outputs()[0].name, logits)  # (B, K) on the device
-    else:  # symbolic class dim: let onnxruntime allocate the output on the device
-        binding.bind_output(raw.get_outputs()[0].name, "cuda", 0)
-    binding.synchronize_inputs()
+    binding = bind_on_device(raw, x, "cuda")
 
     def call() -> None:
         raw.run_with_iobinding(binding)
         binding.synchronize_outputs()
 
     return call
+
+
+def bind_on_device(raw: ort.InferenceSession, x: np.ndarray, device: str) -> ort.IOBinding:
+    """An I/O binding with ``x`` copied to ``device`` ("cuda", or "cpu" for tests) and the logits output
+    bound there too (preallocated when the class count is fixed)."""
+    binding = raw.io_binding()
+    binding.bind_ortvalue_input(raw.get_inputs()[0].name, ort.OrtValue.ortvalue_from_numpy(x, device, 0))
+    num_classes = raw.get_outputs()[0].shape[-1]
+    if isinstance(num_classes, int):
+        logits = ort.OrtValue.ortvalue_from_shape_and_type((x.shape[0], num_classes), np.float32, device, 0)
+        binding.bind_ortvalue_output(raw.get_outputs()[0].name, logits)  # (B, K) on the device
+    else:  # symbolic class dim: let onnxruntime allocate the output on the device
+        binding.bind_output(raw.get_outputs()[0].name, device, 0)
+    binding.synchronize_inputs()
+    return binding
 
 
 def run_ort_phase(

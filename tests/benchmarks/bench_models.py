@@ -97,9 +97,11 @@ class Recorder(nn.Module):
         super().__init__()
         self.inner = inner
         self.calls: list[tuple[int, int, int]] = []  # (perf_counter_ns, torch threads, batch)
+        self.inference_mode: list[bool] = []  # per forward: was torch.inference_mode on
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls.append((time.perf_counter_ns(), torch.get_num_threads(), int(x.shape[0])))
+        self.inference_mode.append(torch.is_inference_mode_enabled())
         return self.inner(x)
 
 
@@ -113,3 +115,4 @@ class BenchRun:
     progress: list[tuple[str, int, int]] = field(default_factory=list)
     threads_after: int = 0
     kwargs: dict[str, Any] = field(default_factory=dict)
+    inference_mode: list[bool] = field(default_factory=list)  # per torch forward

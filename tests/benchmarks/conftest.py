@@ -40,7 +40,7 @@ def bench_run(tiny_model: TinyNet, tiny_onnx: Path, cifar_like: tuple[np.ndarray
     from benchmarks import run_benchmark
 
     recorder = Recorder(tiny_model)
-    run = BenchRun(result=None, forwards=recorder.calls)  # type: ignore[arg-type]
+    run = BenchRun(result=None, forwards=recorder.calls, inference_mode=recorder.inference_mode)  # type: ignore[arg-type]
 
     class TimedSession(Session):
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -15,7 +15,7 @@ from bench_models import MEAN, STD, TINY_MACS, BenchRun, Cifar, PooledNet, Recor
 from benchmarks import BenchmarkInputError, run_benchmark
 from benchmarks.overhead import PIPELINE_BATCH_SIZE, PIPELINE_BATCHES_PER_ROUND, overhead_blocks, overhead_runs
 from benchmarks.record import REQUIRED_KEYS, SCHEMA_VERSION
-from runtime import ProviderError
+from runtime import ProviderError, Session
 
 MEMORY_SCENARIOS = {"torch", "onnx", "runtime_edge"}
 
@@ -64,6 +64,22 @@ def test_torch_threads_applied_during_the_run_and_restored_after(bench_run: Benc
     assert settings["intra_op_threads"] == 1
     assert settings["inter_op_threads"] == torch.get_num_interop_threads()
     assert settings["inference_mode"] is True
+    # what the record says is what happened: every torch forward (timed, warm-up, accuracy) ran under it
+    assert len(bench_run.inference_mode) == len(bench_run.forwards) and all(bench_run.inference_mode)
+
+
+def test_iobinding_path_binds_input_and_output_and_computes_the_logits(tiny_onnx: Path, cifar_like: Cifar) -> None:
+    # The CUDA path's binding, exercised on the CPU device: same names, shapes and result as a plain run.
+    from benchmarks.ort_runner import bind_on_device
+
+    session = Session(tiny_onnx, intra_op_threads=1)
+    raw = session.inference_session
+    x = np.random.default_rng(0).standard_normal((3, *cifar_like[0].shape[1:])).astype(np.float32)  # (3, C, H, W)
+    binding = bind_on_device(raw, x, "cpu")
+    raw.run_with_iobinding(binding)
+    bound = binding.copy_outputs_to_cpu()
+    assert len(bound) == 1 and bound[0].shape == (3, raw.get_outputs()[0].shape[-1])
+    np.testing.assert_allclose(bound[0], session.run(x), rtol=0, atol=1e-6)
 
 
 def test_onnxruntime_threads_fixed_and_spinning_disabled(bench_run: BenchRun) -> None:
