@@ -164,6 +164,40 @@ def test_export_with_failing_validation_exits_1_and_keeps_the_report(cifar, monk
     assert all(f"- {f}" in result.output.replace("\n", "") for f in report["failures"][:1])
 
 
+def test_export_diagnose_names_the_nested_module_path_that_differs(cifar, monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    import exporters
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    monkeypatch.setattr(deploy, "load_cifar10", lambda data=None: cifar)
+    real_export = exporters.export_onnx
+
+    def export_then_corrupt(model, path, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_export(model, path, **kwargs)
+        proto = onnx.load(str(path))
+        weight = [n for n in proto.graph.node if n.op_type == "Conv"][1].input[1]  # Network 1's features.4
+        for tensor in proto.graph.initializer:
+            if tensor.name == weight:
+                values = numpy_helper.to_array(tensor).copy()
+                values.flat[0] += np.float32(1.0)
+                tensor.CopyFrom(numpy_helper.from_array(values, weight))
+        onnx.save(proto, str(path))
+        return result
+
+    monkeypatch.setattr(exporters, "export_onnx", export_then_corrupt)
+    ckpt = save_net1_checkpoint(tmp_path / "checkpoint.pt", net1_with_running_stats())
+    result = _run("export", "--onnx", ckpt, "--images", "16", "--batch-sizes", "1,4", "--diagnose")
+    assert result.exit_code == 1, result.output
+    assert "validation FAIL" in result.output
+    assert "diagnosis: first layer differing by more than 0.0001: features.4" in result.output
+    diagnosis = json.loads((tmp_path / "net1.json").read_text())["diagnosis"]
+    assert diagnosis["first_mismatch"] == "features.4" and diagnosis["folding_changed_output"] is False
+    before = [layer["max_abs_diff"] for layer in diagnosis["layers"] if layer["path"] in ("features.0", "features.3")]
+    assert len(before) == 2 and max(before) < 1e-4  # the layers before it still match
+
+
 @pytest.mark.parametrize("args, message", [
     (("--dropout", "1.5"), "dropout must be in [0, 1), got 1.5"),
     (("--model", "vgg"), "unknown model 'vgg': expected one of net1, net2, resnet18, task2"),
