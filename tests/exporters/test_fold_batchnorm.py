@@ -73,6 +73,12 @@ def test_affine_false_batchnorm_folds_with_custom_stats(model, x):
         bn.running_var.uniform_(0.5, 2)
     folded, report = fold_batchnorm(model, input_size=tuple(x.shape[1:]))
     assert [e.bn for e in report.folded] == ["1"]
+    # without affine parameters the BatchNorm's weight is 1 and its bias 0: scale = 1/sqrt(var + eps)
+    layer, scale = model[0], 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    shape = (-1,) + (1,) * (layer.weight.dim() - 1)
+    assert torch.allclose(folded[0].weight, layer.weight * scale.view(shape), atol=1e-6)
+    assert torch.allclose(folded[0].bias, scale * (layer.bias - bn.running_mean), atol=1e-6)
+    assert isinstance(folded[1], nn.Identity)
     assert _max_diff(model, folded, x) < 1e-5
 
 
