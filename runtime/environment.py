@@ -87,7 +87,19 @@ def check_environment() -> dict[str, Any]:
         "provider_failures": failures,
         "cpu": cpu_info(),
         "thread_env": {name: os.environ.get(name) for name in THREAD_ENV_VARS},
+        "onnxruntime_threads": _default_ort_threads(),
         "problems": problems,
+    }
+
+
+def _default_ort_threads() -> dict[str, Any]:
+    """The thread settings a plain ``InferenceSession`` gets, as ``runtime.Session`` does unless told otherwise
+    (0 = onnxruntime picks: one intra-op thread per physical core)."""
+    options = ort.SessionOptions()
+    return {
+        "intra_op_default": options.intra_op_num_threads,
+        "inter_op_default": options.inter_op_num_threads,
+        "execution_mode": str(options.execution_mode).rsplit(".", 1)[-1],
     }
 
 
@@ -139,10 +151,14 @@ def cpu_info() -> dict[str, Any]:
     if match := re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, flags=re.MULTILINE):
         flags = set(match.group(1).split())
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # (physical id, core id) pairs: hyper-threads share one; onnxruntime's default intra-op pool has one
+    # thread per physical core
+    cores = set(re.findall(r"^physical id\s*:\s*(\d+)$[\s\S]*?^core id\s*:\s*(\d+)$", text, flags=re.MULTILINE))
     return {
         "model": model,
         "flags": [flag for flag in CPU_FLAGS if flag in flags],
         "cores_logical": os.cpu_count(),
+        "cores_physical": len(cores) or None,
         "cores_usable": usable,
     }
 

@@ -121,6 +121,12 @@ def test_doctor_reports_versions_and_providers() -> None:
         assert any(line.strip("│ ").startswith(key) for line in text.splitlines()), key
     assert ort.__version__ in text and onnx.__version__ in text and env["torch"] in text
     assert "CPUExecutionProvider" in text
+    rows = {line.strip("│ ").split()[0]: line for line in text.splitlines() if line.startswith("│ ")}
+    import torch
+
+    assert f"intra_op={torch.get_num_threads()}, inter_op={torch.get_num_interop_threads()}" in rows["torch_threads"]
+    assert "intra_op_default=0" in rows["onnxruntime_threads"]  # 0: onnxruntime's own choice
+    assert f"cores_logical={env['cpu']['cores_logical']}" in text and "cores_physical=" in text
 
 
 def test_doctor_exit_code_follows_problems(monkeypatch: pytest.MonkeyPatch) -> None:

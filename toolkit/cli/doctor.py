@@ -12,7 +12,7 @@ from toolkit.cli import cli, console, handle_errors
 @handle_errors
 def doctor() -> None:
     """Report versions, onnxruntime providers (available and usable), CPU features and threads."""
-    from runtime import check_environment
+    from toolkit.environment import check_environment
 
     env = check_environment()
     table = Table(title="toolkit doctor", show_header=False)
