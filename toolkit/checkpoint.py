@@ -68,8 +68,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a file that is not a checkpoint
         hint = ("it looks like an exported ONNX model: pass the checkpoint.pt it was exported from"
                 if path.suffix.lower() == ".onnx" else "expected a checkpoint.pt written by 'toolkit train'")
-        raise CheckpointError(f"{path} ({size} bytes) is not a toolkit checkpoint (torch.load: "
-                              f"{_first_sentence(exc)}); {hint}") from None
+        raise CheckpointError(f"{path} ({size} bytes) is not a toolkit checkpoint ({_why_unreadable(path, exc)}); "
+                              f"{hint}") from None
     if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
         missing = [k for k in _REQUIRED if not isinstance(payload, dict) or k not in payload]
         raise CheckpointError(f"{path} is not a toolkit checkpoint: missing {', '.join(missing)}; "
@@ -109,6 +109,18 @@ def _plain(value: Any) -> Any:
 def load_model(path: str | os.PathLike) -> nn.Module:
     """Just the model of a checkpoint, in eval mode (the torch loader of the benchmark memory probe)."""
     return load_checkpoint(path).model
+
+
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    """Why torch.load refused ``path``: a file that is not torch.save's zip archive is named by its first bytes
+    (torch's own error is then a bare pickle opcode like ``KeyError: '101'``); otherwise torch's first sentence."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not head:
+        return "the file is empty"
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy raw pickle
+        return f"it starts with {head!r}, not the zip header torch.save writes"
+    return f"torch.load: {_first_sentence(exc)}"
 
 
 def _first_sentence(exc: BaseException) -> str:

@@ -32,8 +32,10 @@ def test_round_trip_is_self_describing(tmp_path):
 
 
 @pytest.mark.parametrize("content, match", [
-    (b"", "is not a toolkit checkpoint"),
-    (b"hello, not a checkpoint", "is not a toolkit checkpoint"),
+    (b"", r"\(0 bytes\) is not a toolkit checkpoint \(the file is empty\)"),
+    (b"hello, not a checkpoint", r"\(23 bytes\) is not a toolkit checkpoint \(it starts with b'hello, n', not the zip "
+                                 r"header torch.save writes\)"),
+    (b"PK\x03\x04 a broken zip", r"is not a toolkit checkpoint \(torch.load: "),
 ])
 def test_not_a_checkpoint(tmp_path, content, match):
     path = tmp_path / "checkpoint.pt"
