@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from benchmarks.record import BenchResult, check_record
 from runtime._fileio import write_atomic
 
-__all__ = ["plot_record"]
+__all__ = ["plot_record", "draw_record"]
 
 
 def _title(record: dict[str, Any]) -> str:
@@ -27,7 +27,14 @@ def _title(record: dict[str, Any]) -> str:
 
 
 def plot_record(record: dict[str, Any] | BenchResult, path: str | os.PathLike[str]) -> Path:
-    """Draw p50 latency (with p90 whiskers; log-log) and throughput (log x) per engine; write a PNG atomically.
+    """Draw the record (see ``draw_record``) and write it as a PNG, atomically."""
+    figure = draw_record(record)
+    return write_atomic(path, lambda f: figure.savefig(f, format="png", dpi=110))
+
+
+def draw_record(record: dict[str, Any] | BenchResult) -> Figure:
+    """p50 latency (with p90 whiskers; log-log) and throughput (log x) per engine against batch size, titled
+    with the machine and the versions.
 
     Uses the Agg canvas directly so the global matplotlib backend is never changed.
     """
@@ -53,4 +60,4 @@ def plot_record(record: dict[str, Any] | BenchResult, path: str | os.PathLike[st
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     figure.suptitle(_title(data), fontsize=9)
-    return write_atomic(path, lambda f: figure.savefig(f, format="png", dpi=110))
+    return figure

@@ -102,6 +102,25 @@ def test_plot_record_writes_a_png(record: dict[str, Any], tmp_path: Path) -> Non
     assert [p.name for p in target.parent.iterdir()] == ["bench.png"]
 
 
+def test_plot_is_log_latency_and_throughput_per_engine_titled_with_machine_and_versions(
+    record: dict[str, Any]
+) -> None:
+    from benchmarks.plot import draw_record
+
+    latency_ax, throughput_ax = draw_record(record).axes
+    assert (latency_ax.get_xscale(), latency_ax.get_yscale()) == ("log", "log")
+    assert throughput_ax.get_xscale() == "log" and "images/s" in throughput_ax.get_ylabel()
+    assert "batch size" in latency_ax.get_xlabel() and "latency" in latency_ax.get_ylabel()
+    for ax in (latency_ax, throughput_ax):
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == list(record["latency_ms"])  # torch, onnx
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "4"]  # the measured batch sizes
+    onnx_ips = throughput_ax.get_lines()[-1].get_ydata()
+    assert list(onnx_ips) == [record["throughput_ips"]["onnx"][b] for b in ("1", "4")]
+    title = latency_ax.figure.get_suptitle()
+    env = record["environment"]
+    assert env["cpu_model"] in title and env["versions"]["torch"] in title and env["versions"]["onnxruntime"] in title
+
+
 def test_rows_and_summary_are_display_ready(bench_run: BenchRun) -> None:
     rows = bench_run.result.rows()
     assert [(r["engine"], r["batch"]) for r in rows] == [("torch", "1"), ("torch", "4"), ("onnx", "1"), ("onnx", "4")]
