@@ -180,7 +180,8 @@ def check_record(record: Any) -> dict[str, Any]:
         )
     missing = [key for key in REQUIRED_KEYS if key not in record]
     if missing:
-        raise RecordError(f"benchmark record is missing {', '.join(missing)}; expected a record written by 'toolkit bench --json'")
+        raise RecordError(f"benchmark record is missing {', '.join(missing)}; "
+                          "expected a record written by 'toolkit bench --json'")
     return record
 
 
