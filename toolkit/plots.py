@@ -39,10 +39,11 @@ def plot_training(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.Pat
         ax_loss.plot(epochs, [h["train_loss"] for h in hist], "-o", ms=3, color=colour, label=f"{label} train")
         ax_loss.plot(epochs, [h["val_loss"] for h in hist], "--s", ms=3, color=colour, label=f"{label} validation")
         ax_acc.plot(epochs, [h["val_accuracy"] for h in hist], "-o", ms=3, color=colour, label=f"{label} validation")
-        best = metrics.get("best_epoch")
-        kept = [h for h in hist if h["epoch"] == best]
-        if kept and best != epochs[-1]:  # early stopping went back to these weights: show which epoch
-            ax_acc.plot([best], [kept[0]["val_accuracy"]], "*", ms=11, color=colour, label=f"{label} weights kept")
+        kept_epoch = kept_weights_epoch(metrics)
+        kept = [h for h in hist if h["epoch"] == kept_epoch]
+        if kept and kept_epoch != epochs[-1]:  # early stopping went back to these weights: show which epoch
+            ax_acc.plot([kept_epoch], [kept[0]["val_accuracy"]], "*", ms=11, color=colour,
+                        label=f"{label} weights kept")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Training and validation loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy")
     from matplotlib.ticker import MaxNLocator
@@ -54,6 +55,15 @@ def plot_training(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.Pat
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def kept_weights_epoch(metrics: dict[str, Any]) -> int:
+    """The epoch whose weights a run kept: ``kept_epoch``; for a metrics.json written before that key, the
+    best epoch when the run early-stopped (it restores the best weights), else its last epoch."""
+    if "kept_epoch" in metrics:
+        return int(metrics["kept_epoch"])
+    early_stopping = metrics.get("config", {}).get("early_stopping", True)
+    return int(metrics["best_epoch"]) if early_stopping and "best_epoch" in metrics else len(metrics["history"])
 
 
 def plot_activations(activations: np.ndarray, filters: Sequence[int], path: str | os.PathLike, *,

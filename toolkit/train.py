@@ -148,12 +148,15 @@ def train(config: TrainConfig, data: Cifar10,
             if config.early_stopping and since_best >= config.patience:
                 log.info("early stopping after epoch %d (no improvement for %d epochs)", epoch, since_best)
                 break
+    best_epoch = min(history, key=lambda r: r["val_loss"])["epoch"]
+    kept_epoch = len(history)  # without early stopping the last epoch's weights are the result
     if config.early_stopping and best_state is not None:
         model.load_state_dict(best_state)  # keep the best weights, as Keras' restore_best_weights
+        kept_epoch = best_epoch
     model.eval()
     metrics = _final_metrics(model, (tr_x, tr_y), (va_x, va_y), (data.test_images, data.test_labels), norm)
-    metrics.update(model=config.model, epochs_run=len(history),
-                   best_epoch=min(history, key=lambda r: r["val_loss"])["epoch"], history=history)
+    metrics.update(model=config.model, epochs_run=len(history), best_epoch=best_epoch, kept_epoch=kept_epoch,
+                   history=history)
     return TrainResult(model, spec, config, input_size, history, metrics)
 
 

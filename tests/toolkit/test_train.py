@@ -72,8 +72,27 @@ def test_early_stopping_keeps_the_best_weights(monkeypatch):
     monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
     result = train(make_config("task2", epochs=10, batch_size=32, patience=2), _tiny_cifar())
     assert result.metrics["epochs_run"] == 4 and result.metrics["best_epoch"] == 2
+    assert result.metrics["kept_epoch"] == 2
     for key, value in result.model.state_dict().items():
         assert torch.equal(value, states[1][key]), key
+
+
+def test_without_early_stopping_the_last_epoch_is_kept_whatever_the_best(monkeypatch):
+    losses = iter([2.0, 1.0, 1.5, 1.5])  # epoch 2 is best, but no early stopping: epoch 3 is kept (4th: final eval)
+    states = []
+    real_evaluate = train_module.evaluate
+
+    def fake_evaluate(model, images, labels, **kw):
+        if len(labels) == 32:  # the validation part during training
+            states.append({k: v.clone() for k, v in model.state_dict().items()})
+            return next(losses), 0.5
+        return real_evaluate(model, images, labels, **kw)
+
+    monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
+    result = train(make_config("task2", epochs=3, batch_size=32, early_stopping=False), _tiny_cifar())
+    assert (result.metrics["best_epoch"], result.metrics["kept_epoch"]) == (2, 3)
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(value, states[2][key]), key
 
 
 def test_step_schedule_and_optimizer_options():
