@@ -18,6 +18,7 @@ from onnx import version_converter
 from torch import nn
 
 from exporters import _onnx_graph as graph_ops
+from exporters._layer_check import check_layers
 from exporters._layers import map_layers
 from exporters._metadata import build_metadata, check_metadata
 from exporters.errors import ExportError
@@ -43,6 +44,7 @@ class ExportResult:
     fold_report: FoldReport
     layers: dict[str, str] = field(default_factory=dict)
     batchnorm_nodes: int = 0
+    layers_unavailable: dict[str, str] = field(default_factory=dict)  # module path -> why no tensor holds it
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready summary: every BatchNorm folded (into what) or kept (why), in forward order."""
@@ -54,6 +56,7 @@ class ExportResult:
             "batchnorm_nodes": self.batchnorm_nodes,
             "fold": {"entries": [e.to_dict() for e in self.fold_report.entries]},
             "layers": dict(self.layers),
+            "layers_unavailable": dict(self.layers_unavailable),
         }
 
 
@@ -87,13 +90,17 @@ def export_onnx(
     graph_ops.strip_debug_metadata(proto)
     proto, layers = _convert_opset(proto, opset, layers)
     _finish_graph(proto)
+    layers, unavailable = check_layers(proto, model, layers, report.entries, tuple(batch.shape), INPUT_NAME)
+    if unavailable:
+        logger.info("left out of toolkit.layers (no tensor holds their torch output): %s", sorted(unavailable))
     proto.graph.name = str(metadata["model"])  # what tools like Netron show as the model's name
     batchnorms = graph_ops.count_ops(proto, "BatchNormalization")
-    info = {"opset": opset, "batchnorm_nodes": batchnorms, "exporter": f"torch {torch.__version__} dynamo"}
+    info = {"opset": opset, "batchnorm_nodes": batchnorms, "exporter": f"torch {torch.__version__} dynamo",
+            "layers_unavailable": unavailable}
     graph_ops.set_metadata(proto, build_metadata(metadata, size, layers, {**info, **report.to_dict()}))
     _write_atomically(proto, target, opset)
     logger.info("exported %s (opset %d, %d BatchNorm nodes left)", target, opset, batchnorms)
-    return ExportResult(target, opset, report, layers, batchnorms)
+    return ExportResult(target, opset, report, layers, batchnorms, unavailable)
 
 
 def _check_args(model: object, input_size: object, opset: object) -> tuple[int, int, int]:

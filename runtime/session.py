@@ -141,6 +141,11 @@ class Session:
         if not requested:
             raise InputError(f"expected at least one layer name, got none; valid names: {valid}")
         unknown = [name for name in requested if name not in self.metadata.layers]
+        unavailable = self.metadata.export.get("layers_unavailable") or {}
+        for name in unknown:
+            if name in unavailable:  # a module of the model whose output the folded graph does not hold
+                raise UnknownLayerError(f"layer {name!r} of model {self.metadata.model!r} cannot be read from this "
+                                        f"graph: {unavailable[name]}; readable names: {valid}")
         if unknown:
             raise UnknownLayerError(f"unknown layer names {unknown}: expected names from {valid}")
         return requested

@@ -116,7 +116,7 @@ def test_diagnose_names_the_first_layer_differing_after_corruption(exported, ran
     path = exported(model, classes=10)
     clean = diagnose_export(model, path, images, atol=1e-5)
     assert clean and clean.first_mismatch is None
-    assert len(clean.layers) > 10 and all(d.max_abs_diff is not None and d.max_abs_diff < 1e-5 for d in clean.layers)
+    assert len(clean.layers) >= 9 and all(d.max_abs_diff is not None and d.max_abs_diff < 1e-5 for d in clean.layers)
     conv2_weight = next(
         i for i in onnx.load(str(path)).graph.node if i.op_type == "Conv" and i.input[0] != "input"
     ).input[1]
@@ -211,3 +211,33 @@ def test_diagnose_refuses_a_file_without_layers(flat_export, images, tmp_path):
     onnx.save(proto, str(bare))
     with pytest.raises(ExportError, match=r"records no toolkit.layers; re-export it with exporters.export_onnx"):
         diagnose_export(model, bare, images, atol=1e-5)
+
+
+def test_every_readable_layer_is_its_torch_output_and_forward_folds_are_named(exported, randomize, images):
+    # Network 1's order (BN after ReLU): the last BN2d folds forward through MaxPool and Flatten into the Linear,
+    # the BN1d forward into the last Linear. Their outputs, and the MaxPool/Flatten/Sequential between, exist in
+    # the folded graph only un-normalized: they must not be readable, and must say why.
+    from runtime import Session, UnknownLayerError
+
+    torch.manual_seed(5)
+    model = randomize(network1(blocks=2, channels=(3, 6, 8, 8)), seed=5, positive_scale=True).eval()
+    session = Session(exported(model, classes=10))
+    export = session.metadata.export
+    forward = {e["bn"]: e["into"] for e in export["folded"] if e["direction"] == "forward"}
+    assert forward == {"6": "9", "11": "12"}  # BN2d 6 -> Linear 9 (through MaxPool 7, Flatten 8); BN1d 11 -> 12
+    assert sorted(export["layers_unavailable"]) == ["11", "6", "7", "8"]
+    names = session.layer_names()
+    assert not set(names) & {"6", "7", "8", "11"} and {"0", "2", "4", "5", "9", "12"} <= set(names)
+    expected: dict[str, np.ndarray] = {}
+    hooks = [model.get_submodule(name).register_forward_hook(
+        lambda _m, _i, out, name=name: expected.__setitem__(name, out.detach().numpy())) for name in names]
+    with torch.inference_mode():
+        model(torch.from_numpy(images))
+    for hook in hooks:
+        hook.remove()
+    got = session.intermediates(images, names)
+    for name in names:  # the unfolded model's own outputs (no BN folded backward in this model)
+        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=1e-4, err_msg=name)
+    with pytest.raises(UnknownLayerError, match=r"layer '7' of model 'tiny' cannot be read from this graph: no graph "
+                                                r"tensor holds its torch output .*BatchNorm folded forward \(6 into 9"):
+        session.intermediates(images, ["7"])
