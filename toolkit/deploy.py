@@ -11,6 +11,7 @@ import numpy as np
 
 from toolkit.checkpoint import Checkpoint, load_checkpoint
 from toolkit.data import iterate_batches, load_cifar10
+from toolkit.errors import ToolkitError
 from toolkit.fileio import write_json_atomic
 from toolkit.models import get_model_spec
 
@@ -44,6 +45,8 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.Pa
     """Fold, export and validate the model of ``checkpoint_path``; write ``<onnx>.json`` beside it."""
     from exporters import diagnose_export, export_onnx, validate_export
 
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ToolkitError(f"images is {images!r}: expected a positive number of test images to validate on")
     ckpt = load_checkpoint(checkpoint_path)
     spec = get_model_spec(ckpt.name)
     atol = spec.atol if atol is None else atol

@@ -14,6 +14,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     file = Path(path)
+    if file.is_dir():
+        raise ToolkitError(f"image {file} is a folder: expected a JPEG/PNG photo file; pass the photos in it "
+                           f"(for example {file}/*.jpg)")
     if not file.is_file():
         raise ToolkitError(f"image {file} does not exist: expected a JPEG/PNG photo file")
     try:

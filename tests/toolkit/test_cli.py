@@ -63,3 +63,33 @@ def test_an_option_missing_its_values_points_to_the_sub_commands_help():
     result = _run("bench", "--compare", "a.json")
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: Option '--compare' requires 2 arguments. (see 'toolkit bench --help')"
+
+
+@pytest.mark.parametrize("args", [
+    ("export", "--onnx", "missing.pt", "--images", "0"),
+    ("export", "--onnx", "missing.pt", "--images", "-3"),
+    ("predict", "missing.onnx", "photo.jpg", "--top", "0"),
+    ("bench", "missing.pt", "missing.onnx", "--images", "0"),
+])
+def test_counts_below_one_are_usage_errors_before_any_work(args):
+    result = _run(*args)
+    assert result.exit_code == 2, result.output
+    assert "is not in the range x>=1" in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_folder_given_as_a_photo_says_it_is_a_folder(tmp_path):
+    from toolkit.errors import ToolkitError
+    from toolkit.images import read_image
+
+    with pytest.raises(ToolkitError, match=rf"image {tmp_path} is a folder: expected a JPEG/PNG photo file; pass the "
+                                           rf"photos in it \(for example {tmp_path}/\*\.jpg\)"):
+        read_image(tmp_path)
+
+
+def test_export_refuses_zero_images_before_writing_anything(tmp_path):
+    from toolkit.deploy import export_checkpoint
+    from toolkit.errors import ToolkitError
+
+    with pytest.raises(ToolkitError, match=r"images is 0: expected a positive number of test images"):
+        export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "m.onnx", images=0)
+    assert list(tmp_path.iterdir()) == []

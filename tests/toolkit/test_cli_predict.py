@@ -76,3 +76,15 @@ def test_predict_does_not_import_torch(model_path: Path, photos: list[str]) -> N
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_top_larger_than_the_class_count_shows_every_class_once(model_path: Path, data_dir: Path) -> None:
+    photo = str(data_dir / "images" / "cat.jpg")
+    result = CliRunner().invoke(cli, ["predict", str(model_path), photo, "--top", "11"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "top 10" in result.output and "top 11" not in result.output
+    import re
+
+    text = " ".join(w for w in result.output.split() if w != "│")  # the table may wrap the cell
+    shown = re.findall(r"([a-z]+) [01]\.\d\d", text)
+    assert sorted(shown) == sorted(CIFAR10_CLASSES)  # each class once, none repeated or invented

@@ -21,7 +21,7 @@ from toolkit.cli import cli, console, handle_errors, parse_sizes
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs before timing.")
 @click.option("--time-budget", type=float, help="Seconds per engine and batch size instead of --runs.")
 @click.option("--threads", type=int, help="Intra-op threads for both engines [default: all cores].")
-@click.option("--images", type=int, help="Test images for the accuracy side [default: all 10,000].")
+@click.option("--images", type=click.IntRange(min=1), help="Test images for the accuracy side [default: all 10,000].")
 @click.option("--no-memory", is_flag=True, help="Skip the per-scenario peak-memory child processes.")
 @click.option("--image", type=click.Path(path_type=Path),
               help="Photo the edge memory scenario classifies [default: images/cat.jpg beside the data].")

@@ -16,7 +16,8 @@ from toolkit.cli import cli, console, handle_errors, parse_sizes
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="ONNX file [default: beside the checkpoint].")
 @click.option("--opset", type=int, default=18, show_default=True)
 @click.option("--data", type=click.Path(path_type=Path), help="CIFAR-10 location for the validation images.")
-@click.option("--images", type=int, default=512, show_default=True, help="Real test images to validate on.")
+@click.option("--images", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Real test images to validate on.")
 @click.option("--batch-sizes", default="1,7,64", show_default=True,
               help="Batch sizes the graph is run at (2 and an odd size above 2 are always added).")
 @click.option("--atol", type=float, help="Max |torch - onnx| logit difference [default: the model's].")

@@ -41,7 +41,8 @@ def summary(model_name: str, input_size: tuple[int, int] | None) -> None:
 @click.argument("model_path", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--top", type=int, default=3, show_default=True, help="Classes shown per image.")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Classes shown per image (at most the model's class count).")
 @handle_errors
 def predict(model_path: Path, images: tuple[Path, ...], provider: str, top: int) -> None:
     """Classify photos with an exported model, through the runtime only (no torch)."""
@@ -57,6 +58,7 @@ def predict(model_path: Path, images: tuple[Path, ...], provider: str, top: int)
     table = Table(title=f"{model_path.name} on {', '.join(session.providers_active)}")
     table.add_column("image")
     table.add_column("prediction")
+    top = min(top, len(classes))
     table.add_column(f"top {top}")
     for path, p in zip(images, probs):
         order = np.argsort(-p)[:top]
