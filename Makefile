@@ -1,5 +1,5 @@
-# Two entry points: `make demo` (train -> export -> validate -> bench on real CIFAR-10) and `make test`.
-# Each creates .venv when missing and installs the project into it.
+# The README's two entry points: `make demo` (train -> export -> validate -> bench on real CIFAR-10) and
+# `make test`; `make results` remakes every result in the README (hours). Each creates .venv when missing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -68,7 +68,8 @@ docs/figures/figure5_conv1.png: $(RUNS)/resnet18-cpu/model.onnx
 docs/figures/figure6_last_conv.png: $(RUNS)/resnet18-cpu/model.onnx
 	$(TOOLKIT) activations $< $(DATA_IMAGES)/zebra.jpg --layer layer4.1.conv2 --filters 0-9 -o $@
 
-DATA_IMAGES ?= $${TOOLKIT_DATA:-../shared/data}/images
+# The photos beside the data: TOOLKIT_DATA may name the folder or the tarball in it.
+DATA_IMAGES ?= $$(d=$${TOOLKIT_DATA:-../shared/data}; [ -f "$$d" ] && d=$$(dirname "$$d"); echo "$$d")/images
 
 docs/results.md: $(foreach r,$(RESULT_RUNS),$(RUNS)/$(r)/model.onnx)
 	$(TOOLKIT) report $(foreach r,$(RESULT_RUNS),$(RUNS)/$(r)) --markdown $@

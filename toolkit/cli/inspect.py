@@ -112,7 +112,7 @@ def plot(run_dirs: tuple[Path, ...], output: Path, labels: tuple[str, ...], titl
 @cli.command()
 @click.argument("model_path", type=click.Path(path_type=Path))
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option("--layer", required=True, help="Torch module path recorded at export, e.g. conv1 or layer4.1.conv2.")
+@click.option("--layer", required=True, help="Torch module path recorded at export: features.0 (Task 2, Networks 1/2), conv1 or layer4.1.conv2 (ResNet18); an unknown name lists the valid ones.")
 @click.option("--filters", "filters_text", help="Channels to draw: 14,26,32,49,52 or a range 0-9 [default: 0-9].")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file.")
 @handle_errors
