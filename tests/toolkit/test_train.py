@@ -57,19 +57,26 @@ def test_metrics_and_history_fields():
     assert not result.model.training
 
 
-def test_early_stopping_keeps_the_best_weights(monkeypatch):
-    # validation losses: improve, then get worse for `patience` epochs -> stop, restore epoch 2's weights
-    losses = iter([2.0, 1.0, 1.5, 1.6, 1.7, 1.8])
-    states = []
+def _script_validation_losses(monkeypatch, losses: list[float]) -> list[dict[str, torch.Tensor]]:
+    """Make the validation part (32 images) report ``losses`` in turn; returns the weights seen at each
+    validation (the last call is the final evaluation of the kept weights)."""
+    scripted = iter(losses)
+    states: list[dict[str, torch.Tensor]] = []
     real_evaluate = train_module.evaluate
 
     def fake_evaluate(model, images, labels, **kw):
         if len(labels) == 32:  # the validation part during training
             states.append({k: v.clone() for k, v in model.state_dict().items()})
-            return next(losses), 0.5
+            return next(scripted), 0.5
         return real_evaluate(model, images, labels, **kw)
 
     monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
+    return states
+
+
+def test_early_stopping_keeps_the_best_weights(monkeypatch):
+    # validation losses: improve, then get worse for `patience` epochs -> stop, restore epoch 2's weights
+    states = _script_validation_losses(monkeypatch, [2.0, 1.0, 1.5, 1.6, 1.7, 1.8])
     result = train(make_config("task2", epochs=10, batch_size=32, patience=2), _tiny_cifar())
     assert result.metrics["epochs_run"] == 4 and result.metrics["best_epoch"] == 2
     assert result.metrics["kept_epoch"] == 2
@@ -78,17 +85,8 @@ def test_early_stopping_keeps_the_best_weights(monkeypatch):
 
 
 def test_without_early_stopping_the_last_epoch_is_kept_whatever_the_best(monkeypatch):
-    losses = iter([2.0, 1.0, 1.5, 1.5])  # epoch 2 is best, but no early stopping: epoch 3 is kept (4th: final eval)
-    states = []
-    real_evaluate = train_module.evaluate
-
-    def fake_evaluate(model, images, labels, **kw):
-        if len(labels) == 32:  # the validation part during training
-            states.append({k: v.clone() for k, v in model.state_dict().items()})
-            return next(losses), 0.5
-        return real_evaluate(model, images, labels, **kw)
-
-    monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
+    # epoch 2 is best, but without early stopping epoch 3's weights are the result (the 4th loss: final eval)
+    states = _script_validation_losses(monkeypatch, [2.0, 1.0, 1.5, 1.5])
     result = train(make_config("task2", epochs=3, batch_size=32, early_stopping=False), _tiny_cifar())
     assert (result.metrics["best_epoch"], result.metrics["kept_epoch"]) == (2, 3)
     for key, value in result.model.state_dict().items():
